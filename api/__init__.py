@@ -1,0 +1,54 @@
+"""The thin HTTP layer: validates, stores, enqueues; never transcribes."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from flask import Flask
+
+from api import errors
+from api.context import AppServices
+from api.extensions import socketio, spec
+from mina import db
+from mina.settings import Settings, get_settings
+from mina.storage import build_storage
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or get_settings()
+    app = Flask(__name__)
+    app.config["MINA_SETTINGS"] = settings
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_chunk_bytes + 1024 * 1024
+    app.config["SECRET_KEY"] = (
+        settings.secret_key
+        or hashlib.sha256(
+            f"mina:{settings.operator_token or settings.resolved_database_url}".encode()
+        ).hexdigest()
+    )
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    db.configure(settings.resolved_database_url, settings)
+    from workers.dispatch import DramatiqDispatcher
+
+    app.extensions["mina"] = AppServices(
+        settings=settings, storage=build_storage(settings), dispatcher=DramatiqDispatcher()
+    )
+
+    from api import health, participant
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(participant.bp)
+    errors.register(app)
+    spec.register(app)
+    socketio.init_app(
+        app,
+        message_queue=settings.resolved_socketio_queue_url,
+        async_mode="threading",
+        cors_allowed_origins=[],
+    )
+    return app

@@ -1,0 +1,28 @@
+"""Bearer tokens: the conversation's participant token, or the operator token everywhere."""
+
+from __future__ import annotations
+
+from flask import current_app, request, session
+
+from mina.conversations import check_operator
+from mina.errors import Forbidden, Unauthorized
+
+
+def bearer() -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return request.args.get("token") or None
+
+
+def operator_token() -> str | None:
+    token: str | None = current_app.config["MINA_SETTINGS"].operator_token
+    return token
+
+
+def require_operator() -> None:
+    token = bearer() or session.get("operator_token")
+    if not token:
+        raise Unauthorized("the operator token is required")
+    if not check_operator(token, operator_token()):
+        raise Forbidden("not the operator token")

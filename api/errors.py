@@ -1,0 +1,36 @@
+"""Every error leaves as `{"error": {"code", "message"}}` with a fitting status.
+
+The mapping from `mina.errors` to HTTP lives here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from mina.errors import MinaError
+
+log = logging.getLogger(__name__)
+
+
+def error_response(status: int, code: str, message: str) -> tuple[Response, int]:
+    return jsonify({"error": {"code": code, "message": message}}), status
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(MinaError)
+    def _mina(exc: MinaError) -> tuple[Response, int]:
+        if exc.status >= 500:
+            log.warning("%s: %s", exc.code, exc.message)
+        return error_response(exc.status, exc.code, exc.message)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(exc: RequestEntityTooLarge) -> tuple[Response, int]:
+        return error_response(413, "too_large", "the upload is larger than the configured limit")
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> tuple[Response, int]:
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return error_response(exc.code or 500, code, exc.description or exc.name)

@@ -1,0 +1,32 @@
+"""Extensions created unbound, bound to the app in `create_app`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_socketio import SocketIO
+from spectree import SpecTree
+
+from mina.errors import ValidationError
+
+
+def _raise_validation(
+    req: Any, resp: Any, err: Exception | None, instance: Any, adapter: Any
+) -> None:
+    if err is not None:
+        first = adapter.validation_errors(err)[:1]
+        detail = first[0].get("msg", str(err)) if first else str(err)
+        where = ".".join(str(p) for p in first[0].get("loc", ())) if first else ""
+        raise ValidationError(f"{where}: {detail}" if where else detail, code="invalid_body")
+
+
+socketio = SocketIO()
+spec = SpecTree(
+    "flask",
+    title="Mina API",
+    version="0.1.0",
+    path="apidoc",
+    before=_raise_validation,
+    validation_error_status=400,
+    annotations=False,
+)

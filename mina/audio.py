@@ -1,0 +1,500 @@
+"""Audio on disk: sniff, probe, normalize, split, concat and read, all through ffmpeg children.
+
+Audio never passes through Python except in `read_pcm`: every function hands paths to an
+`ffmpeg`/`ffprobe` subprocess (list arguments, no shell, a timeout), so memory stays flat
+however long the recording is.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import struct
+import subprocess
+import tempfile
+import wave
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from mina.errors import (
+    ConfigurationError,
+    PermanentError,
+    TransientError,
+    UnsupportedMedia,
+    ValidationError,
+)
+
+log = logging.getLogger(__name__)
+
+FFMPEG = "ffmpeg"
+FFPROBE = "ffprobe"
+
+SAMPLE_RATE = 16000
+PROBE_TIMEOUT = 300.0
+WORK_TIMEOUT = 1800.0
+# A decode may end this much before the container's declared duration (encoder padding,
+# rounding) before we call the file truncated; plus a small share of the duration.
+TRUNCATION_TOLERANCE = 0.25
+# split() never makes a last piece shorter than this; it joins the previous one instead.
+MIN_PIECE_SECONDS = 0.05
+
+StrPath = str | os.PathLike[str]
+
+MIME_TYPES = ("audio/webm", "audio/ogg", "audio/wav", "audio/mpeg", "audio/mp4", "audio/flac")
+_DEMUXERS = {
+    "audio/webm": "matroska",
+    "audio/ogg": "ogg",
+    "audio/wav": "wav",
+    "audio/mpeg": "mp3",
+    "audio/mp4": "mov",
+    "audio/flac": "flac",
+}
+_ERROR_PREFIX = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")
+
+
+def _codec_args(suffix: str, bitrate: str) -> list[str]:
+    """Encoder and muxer arguments for an output file named with `suffix`."""
+    opus = ["-c:a", "libopus", "-b:a", bitrate]
+    table = {
+        ".ogg": [*opus, "-f", "ogg"],
+        ".opus": [*opus, "-f", "ogg"],
+        ".webm": [*opus, "-f", "webm"],
+        ".mp3": ["-c:a", "libmp3lame", "-b:a", bitrate, "-f", "mp3"],
+        ".m4a": ["-c:a", "aac", "-b:a", bitrate, "-movflags", "+faststart", "-f", "ipod"],
+        ".flac": ["-c:a", "flac", "-f", "flac"],
+        ".wav": ["-c:a", "pcm_s16le", "-f", "wav"],
+    }
+    try:
+        return table[suffix.lower()]
+    except KeyError:
+        raise ValueError(f"no encoder for {suffix!r}; use one of {sorted(table)}") from None
+
+
+# --- running the binaries -------------------------------------------------------------------
+
+
+def _run(args: Sequence[str], *, timeout: float, what: str) -> subprocess.CompletedProcess[bytes]:
+    """Run one ffmpeg/ffprobe child; a missing binary or a timeout becomes a Mina error."""
+    try:
+        return subprocess.run(
+            list(args), stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False
+        )
+    except FileNotFoundError as exc:
+        raise ConfigurationError(f"{args[0]} is not installed (needed to {what})") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise TransientError(f"{what} took longer than {timeout:.0f}s") from exc
+
+
+def _first_error(stderr: bytes, path: Path | None = None) -> str:
+    """The first line ffmpeg complained with, without addresses or our file path."""
+    for raw in stderr.decode("utf-8", "replace").splitlines():
+        line = _ERROR_PREFIX.sub("", raw.strip())
+        if path is not None:
+            line = line.replace(str(path), "input")
+        if line:
+            return line[:200]
+    return "unknown ffmpeg error"
+
+
+def _ffmpeg(args: Sequence[str], *, timeout: float, what: str) -> None:
+    """Run ffmpeg for work on audio we already accepted; failure is permanent (corrupt audio)."""
+    cmd = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-y", *args]
+    proc = _run(cmd, timeout=timeout, what=what)
+    if proc.returncode != 0:
+        raise PermanentError(f"could not {what}: {_first_error(proc.stderr)}")
+
+
+def _replace_from_part(dst: Path, args: Sequence[str], *, timeout: float, what: str) -> None:
+    """Write `dst` through a temporary sibling: a crash never leaves half a file under its name."""
+    part = dst.with_name(f".{dst.name}.part")
+    try:
+        _ffmpeg([*args, str(part)], timeout=timeout, what=what)
+        os.replace(part, dst)
+    finally:
+        part.unlink(missing_ok=True)
+
+
+# --- identify and check ---------------------------------------------------------------------
+
+
+def _is_mpeg_frame(head: bytes) -> bool:
+    """An MPEG audio (mp1/2/3) frame header; ADTS AAC (layer bits 00) is not one."""
+    if len(head) < 3 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
+        return False
+    version, layer, bitrate = (head[1] >> 3) & 3, (head[1] >> 1) & 3, head[2] >> 4
+    return version != 1 and layer != 0 and bitrate != 0xF
+
+
+def sniff(head: bytes) -> str | None:
+    """The container named by a file's first bytes (give at least 12), or None."""
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "audio/webm"
+    if head.startswith(b"OggS"):
+        return "audio/ogg"
+    if head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE":
+        return "audio/wav"
+    if head.startswith(b"fLaC"):
+        return "audio/flac"
+    if head[4:8] == b"ftyp":
+        return "audio/mp4"
+    if head.startswith(b"ID3") or _is_mpeg_frame(head):
+        return "audio/mpeg"
+    return None
+
+
+def _declared_seconds(path: Path, demuxer: str, timeout: float) -> float | None:
+    """The duration the container states (None when unknown or only guessed from bitrate)."""
+    cmd = [
+        FFPROBE,
+        "-v",
+        "warning",
+        "-hide_banner",
+        "-f",
+        demuxer,
+        "-i",
+        str(path),
+        "-show_entries",
+        "format=duration:stream=codec_type",
+        "-of",
+        "json",
+    ]
+    proc = _run(cmd, timeout=timeout, what="probe audio")
+    if proc.returncode != 0:
+        raise UnsupportedMedia(f"not a readable audio file: {_first_error(proc.stderr, path)}")
+    info = json.loads(proc.stdout or b"{}")
+    if not any(s.get("codec_type") == "audio" for s in info.get("streams", [])):
+        raise UnsupportedMedia("the file has no audio stream")
+    if b"Estimating duration from bitrate" in proc.stderr:
+        return None
+    value = info.get("format", {}).get("duration")
+    return float(value) if value not in (None, "N/A") else None
+
+
+def _decode(
+    path: Path, demuxer: str | None, *, strict: bool, limit: float | None, timeout: float
+) -> float:
+    """Decode the first audio stream to nowhere; the seconds decoded.
+
+    With `strict`, any error ffmpeg reports (a corrupt packet, a file that ends early) refuses
+    the file with UnsupportedMedia; otherwise only a failed run does, with PermanentError.
+    """
+    cmd = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error"]
+    if strict:
+        cmd.append("-xerror")
+    if demuxer is not None:
+        cmd += ["-f", demuxer]
+    cmd += ["-i", str(path), "-map", "0:a:0", "-vn", "-sn", "-dn"]
+    if limit is not None:
+        cmd += ["-t", f"{limit:.3f}"]
+    cmd += ["-f", "null", "-progress", "pipe:1", "-nostats", "-"]
+    proc = _run(cmd, timeout=timeout, what="decode audio")
+    if strict and (proc.returncode != 0 or proc.stderr.strip()):
+        raise UnsupportedMedia(f"corrupt or truncated audio: {_first_error(proc.stderr, path)}")
+    if proc.returncode != 0:
+        raise PermanentError(f"could not decode audio: {_first_error(proc.stderr, path)}")
+    times = re.findall(rb"^out_time_us=(\d+)\s*$", proc.stdout, re.MULTILINE)
+    return int(times[-1]) / 1e6 if times else 0.0
+
+
+def _ogg_complete(path: Path) -> bool:
+    """True when the file ends with a whole Ogg page that closes its stream (EOS flag)."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        fh.seek(max(0, size - 65536 - 282))  # the largest possible Ogg page
+        tail = fh.read()
+    base = size - len(tail)
+    pos = tail.rfind(b"OggS")
+    while pos >= 0:
+        if pos + 27 <= len(tail):
+            nseg = tail[pos + 26]
+            body = sum(tail[pos + 27 : pos + 27 + nseg])
+            if base + pos + 27 + nseg + body == size and pos + 27 + nseg <= len(tail):
+                return bool(tail[pos + 5] & 0x04)
+        pos = tail.rfind(b"OggS", 0, pos)
+    return False
+
+
+def probe(
+    path: StrPath, *, max_seconds: float | None = None, timeout: float = PROBE_TIMEOUT
+) -> float:
+    """Fully decode an upload and return its duration; refuse anything that is not whole audio.
+
+    Raises UnsupportedMedia for an empty, unknown, corrupt, truncated or silent-by-absence
+    file, and ValidationError (code "too_long") past `max_seconds`.
+    """
+    path = Path(path)
+    with path.open("rb") as fh:
+        head = fh.read(64)
+    if not head:
+        raise UnsupportedMedia("the file is empty")
+    mime = sniff(head)
+    if mime is None:
+        raise UnsupportedMedia("not an audio container we accept (webm, ogg, wav, mp3, m4a, flac)")
+    demuxer = _DEMUXERS[mime]
+    declared = _declared_seconds(path, demuxer, timeout)
+    if max_seconds is not None and declared is not None:
+        _check_length(declared, max_seconds)
+    limit = None if max_seconds is None else max_seconds + 1.0
+    decoded = _decode(path, demuxer, strict=True, limit=limit, timeout=timeout)
+    if decoded <= 0.0:
+        raise UnsupportedMedia("the file contains no audio")
+    if max_seconds is not None:
+        _check_length(decoded, max_seconds)
+    if declared is not None and decoded < declared - _tolerance(declared):
+        raise UnsupportedMedia(
+            f"truncated audio: {decoded:.2f}s decode of {declared:.2f}s the file declares"
+        )
+    if mime == "audio/ogg" and not _ogg_complete(path):
+        raise UnsupportedMedia("truncated audio: the Ogg stream does not end with its last page")
+    log.debug("probe %s: %s, %.2fs (declared %s)", path.name, mime, decoded, declared)
+    # AAC decodes its encoder priming, MP3 declares its padding: the smaller is the audio.
+    return decoded if declared is None else min(decoded, declared)
+
+
+def _tolerance(declared: float) -> float:
+    return TRUNCATION_TOLERANCE + 0.005 * declared
+
+
+def _check_length(seconds: float, max_seconds: float) -> None:
+    if seconds > max_seconds + 0.05:
+        raise ValidationError(
+            f"audio is {seconds:.1f}s long; the limit is {max_seconds:.0f}s", code="too_long"
+        )
+
+
+def duration(path: StrPath, *, timeout: float = PROBE_TIMEOUT) -> float:
+    """Duration of a file we produced (ffprobe; decodes only when the container does not say)."""
+    path = Path(path)
+    cmd = [
+        FFPROBE,
+        "-v",
+        "error",
+        "-show_entries",
+        "format=duration",
+        "-of",
+        "default=noprint_wrappers=1:nokey=1",
+        str(path),
+    ]
+    proc = _run(cmd, timeout=timeout, what="measure audio")
+    if proc.returncode != 0:
+        raise PermanentError(f"could not measure audio: {_first_error(proc.stderr, path)}")
+    text = proc.stdout.decode().strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        return _decode(path, None, strict=False, limit=None, timeout=timeout)
+    return max(0.0, seconds - _opus_pre_skip(path))
+
+
+def _opus_pre_skip(path: Path) -> float:
+    """Seconds of encoder priming an Ogg Opus file declares; ffprobe counts them as audio."""
+    with path.open("rb") as fh:
+        head = fh.read(512)
+    at = head.find(b"OpusHead") if head.startswith(b"OggS") else -1
+    if at < 0 or at + 12 > len(head):
+        return 0.0
+    return int(struct.unpack_from("<H", head, at + 10)[0]) / 48000
+
+
+# --- transform ------------------------------------------------------------------------------
+
+
+def normalize(src: StrPath, dst: StrPath, *, timeout: float = WORK_TIMEOUT) -> float:
+    """Write `dst` as 16 kHz mono PCM s16le WAV; returns its duration."""
+    dst = Path(dst)
+    args = [
+        "-i",
+        str(src),
+        "-map",
+        "0:a:0",
+        "-vn",
+        "-ac",
+        "1",
+        "-ar",
+        str(SAMPLE_RATE),
+        *_codec_args(".wav", ""),
+    ]
+    _replace_from_part(dst, args, timeout=timeout, what="normalize audio")
+    return duration(dst)
+
+
+def silence(seconds: float, dst: StrPath) -> float:
+    """Write `seconds` of silence as a normalized WAV (a stand-in for a chunk that failed)."""
+    dst = Path(dst)
+    frames = max(0, round(seconds * SAMPLE_RATE))
+    part = dst.with_name(f".{dst.name}.part")
+    block = bytes(2 * SAMPLE_RATE)
+    with wave.open(str(part), "wb") as out:
+        out.setparams((1, 2, SAMPLE_RATE, 0, "NONE", "not compressed"))
+        for start in range(0, frames, SAMPLE_RATE):
+            out.writeframes(block[: 2 * min(SAMPLE_RATE, frames - start)])
+    os.replace(part, dst)
+    return frames / SAMPLE_RATE
+
+
+def encode(
+    src: StrPath, dst: StrPath, *, bitrate: str = "32k", timeout: float = WORK_TIMEOUT
+) -> float:
+    """Re-encode `src` into the format `dst`'s suffix names (ogg, opus, webm, mp3, m4a, flac,
+    wav); returns the result's duration."""
+    dst = Path(dst)
+    args = ["-i", str(src), "-map", "0:a:0", "-vn", *_codec_args(dst.suffix, bitrate)]
+    _replace_from_part(dst, args, timeout=timeout, what="encode audio")
+    return duration(dst)
+
+
+def _is_normalized_wav(path: Path) -> bool:
+    """True for a RIFF WAV of 16 kHz mono 16-bit PCM (what `normalize` writes)."""
+    with path.open("rb") as fh:
+        head = fh.read(4096)
+    if sniff(head) != "audio/wav":
+        return False
+    pos = 12
+    while pos + 8 <= len(head):
+        chunk, size = head[pos : pos + 4], struct.unpack_from("<I", head, pos + 4)[0]
+        if chunk == b"fmt " and pos + 24 <= len(head):
+            fmt, channels, rate = struct.unpack_from("<HHI", head, pos + 8)
+            bits = struct.unpack_from("<H", head, pos + 22)[0]
+            return fmt == 1 and channels == 1 and rate == SAMPLE_RATE and bits == 16
+        pos += 8 + size + (size & 1)
+    return False
+
+
+def _piece_count(total: float, seconds: float) -> int:
+    return max(1, math.ceil((total - MIN_PIECE_SECONDS) / seconds))
+
+
+def split(
+    src: StrPath,
+    seconds: float,
+    out_dir: StrPath,
+    ext: str = "ogg",
+    *,
+    bitrate: str = "32k",
+    timeout: float = WORK_TIMEOUT,
+) -> list[Path]:
+    """Cut `src` into consecutive, independently decodable pieces of `seconds` (last shorter).
+
+    Pieces are re-encoded 16 kHz mono (opus for ogg/webm, PCM for wav) and named
+    `piece-00000.<ext>`, ...; cuts are sample-exact because they are taken from a WAV.
+    """
+    if seconds <= 0:
+        raise ValueError("seconds must be positive")
+    src, out = Path(src), Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out, prefix=".split-") as tmp:
+        wav = src if _is_normalized_wav(src) else Path(tmp) / "source.wav"
+        total = duration(wav) if wav is src else normalize(src, wav, timeout=timeout)
+        count = _piece_count(total, seconds)
+        pieces = [out / f"piece-{i:05d}.{ext}" for i in range(count)]
+        for i, piece in enumerate(pieces):
+            window = ["-t", f"{seconds:.6f}"] if i < count - 1 else []
+            args = [
+                "-ss",
+                f"{i * seconds:.6f}",
+                "-i",
+                str(wav),
+                *window,
+                "-ac",
+                "1",
+                "-ar",
+                str(SAMPLE_RATE),
+                *_codec_args(f".{ext}", bitrate),
+            ]
+            _replace_from_part(piece, args, timeout=timeout, what="split audio")
+    for stale in out.glob(f"piece-*.{ext}"):
+        if stale not in pieces:
+            stale.unlink()
+    log.info("split %s (%.1fs) into %d pieces of %.1fs", src.name, total, count, seconds)
+    return pieces
+
+
+def _concat_list(paths: Sequence[Path], listing: Path) -> None:
+    lines = ["ffconcat version 1.0"]
+    for p in paths:
+        quoted = str(p.resolve()).replace("'", "'\\''")
+        lines.append(f"file '{quoted}'")
+    listing.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def concat(
+    paths: Sequence[StrPath], dst: StrPath, bitrate: str = "32k", *, timeout: float = WORK_TIMEOUT
+) -> float:
+    """Join files in order into one file encoded by `dst`'s suffix (opus in ogg usually).
+
+    Runs on disk with ffmpeg's concat demuxer, so memory does not grow with length; inputs
+    that are not normalized WAVs are normalized first into a temporary directory next to
+    `dst`. Returns the result's duration as ffprobe measures it.
+    """
+    if not paths:
+        raise ValueError("nothing to concatenate")
+    dst = Path(dst)
+    with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".concat-") as tmp:
+        wavs: list[Path] = []
+        for i, p in enumerate(map(Path, paths)):
+            if not _is_normalized_wav(p):
+                normalize(p, Path(tmp) / f"{i:05d}.wav", timeout=timeout)
+                p = Path(tmp) / f"{i:05d}.wav"
+            wavs.append(p)
+        listing = Path(tmp) / "list.ffconcat"
+        _concat_list(wavs, listing)
+        args = [
+            "-f",
+            "concat",
+            "-safe",
+            "0",
+            "-i",
+            str(listing),
+            "-map",
+            "0:a:0",
+            *_codec_args(dst.suffix, bitrate),
+        ]
+        _replace_from_part(dst, args, timeout=timeout, what="concatenate audio")
+    seconds = duration(dst)
+    log.info("concatenated %d files into %s (%.1fs)", len(paths), dst.name, seconds)
+    return seconds
+
+
+def read_pcm(
+    path: StrPath,
+    sr: int = SAMPLE_RATE,
+    *,
+    start: float = 0.0,
+    duration: float | None = None,
+    tmp_dir: StrPath | None = None,
+    timeout: float = WORK_TIMEOUT,
+) -> np.ndarray:
+    """Decode mono float32 samples at `sr`, optionally only `duration` seconds from `start`.
+
+    ffmpeg writes raw f32le to a temporary file that numpy reads in one allocation, so the
+    peak is the array itself (an hour at 16 kHz is 230 MB: prefer windows).
+    """
+    window = ["-t", f"{duration:.6f}"] if duration is not None else []
+    with tempfile.TemporaryDirectory(dir=tmp_dir, prefix="mina-pcm-") as tmp:
+        raw = Path(tmp) / "samples.f32"
+        _ffmpeg(
+            [
+                "-ss",
+                f"{start:.6f}",
+                "-i",
+                str(path),
+                *window,
+                "-map",
+                "0:a:0",
+                "-ac",
+                "1",
+                "-ar",
+                str(sr),
+                "-f",
+                "f32le",
+                str(raw),
+            ],
+            timeout=timeout,
+            what="read audio samples",
+        )
+        return np.fromfile(raw, dtype="<f4").astype(np.float32, copy=False)

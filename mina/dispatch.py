@@ -1,0 +1,46 @@
+"""The port through which `mina` asks for work to be queued.
+
+`mina` never imports the queue: `workers.dispatch.DramatiqDispatcher` implements this protocol
+and callers (views, actors, scheduler jobs) pass it in. Messages carry ids only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+
+class Dispatcher(Protocol):
+    def transcribe(self, chunk_ids: Sequence[str]) -> None:
+        """Queue `transcribe_chunk` for each chunk, independently."""
+
+    def transcribe_and_settle(self, conversation_id: str, chunk_ids: Sequence[str]) -> None:
+        """Queue a group of `transcribe_chunk` whose completion callback runs the barrier."""
+
+    def transcribe_pieces(self, chunk_id: str, pieces: int) -> None:
+        """Queue a group of `transcribe_piece` whose completion callback assembles the chunk."""
+
+    def settle(self, conversation_id: str) -> None:
+        """Queue the barrier for one conversation."""
+
+    def post_process(self, conversation_id: str, tasks: Sequence[str]) -> None:
+        """Queue the post-processing group (only `tasks`) whose completion callback reveals."""
+
+
+class NullDispatcher:
+    """Queues nothing: the scheduler finds the work in the database later."""
+
+    def transcribe(self, chunk_ids: Sequence[str]) -> None:
+        return None
+
+    def transcribe_and_settle(self, conversation_id: str, chunk_ids: Sequence[str]) -> None:
+        return None
+
+    def transcribe_pieces(self, chunk_id: str, pieces: int) -> None:
+        return None
+
+    def settle(self, conversation_id: str) -> None:
+        return None
+
+    def post_process(self, conversation_id: str, tasks: Sequence[str]) -> None:
+        return None

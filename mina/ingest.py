@@ -1,0 +1,224 @@
+"""Chunk uploads: validate, store the blob, insert the row, queue after commit.
+
+Order matters (DESIGN §3.1): everything that can refuse the upload runs before anything is
+stored, so a refused upload leaves no row and no blob. The blob is written before the row, and
+the message is sent only after the row is committed; if the broker is down the row stays
+`queued` and the scheduler dispatches it later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from mina import audio, events
+from mina.db import session_scope, utcnow
+from mina.dispatch import Dispatcher
+from mina.errors import (
+    Conflict,
+    NotFound,
+    TooLarge,
+    TransientError,
+    UnsupportedMedia,
+    ValidationError,
+)
+from mina.models import Chunk, Conversation
+from mina.settings import Settings
+from mina.storage import Storage
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = {
+    "audio/webm": "webm",
+    "audio/ogg": "ogg",
+    "audio/wav": "wav",
+    "audio/mpeg": "mp3",
+    "audio/mp4": "m4a",
+    "audio/flac": "flac",
+}
+_BLOCK = 1 << 16
+
+
+@dataclass(frozen=True)
+class Upload:
+    path: Path
+    size: int
+    sha256: str
+    mime: str
+    duration: float
+
+
+@dataclass(frozen=True)
+class Accepted:
+    chunk: Chunk
+    created: bool
+
+
+def chunk_key(conversation_id: str, index: int, sha256: str, mime: str) -> str:
+    return f"conversations/{conversation_id}/chunks/{index:06d}-{sha256[:16]}.{EXTENSIONS[mime]}"
+
+
+def spool(stream: BinaryIO, workdir: Path, max_bytes: int) -> tuple[Path, int, str]:
+    """Copy the upload to disk, hashing it and stopping as soon as it is too large."""
+    path = workdir / "upload"
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("wb") as out:
+        while block := stream.read(_BLOCK):
+            size += len(block)
+            if size > max_bytes:
+                raise TooLarge(f"chunk is larger than {max_bytes} bytes")
+            digest.update(block)
+            out.write(block)
+    if size == 0:
+        raise UnsupportedMedia("the uploaded file is empty")
+    return path, size, digest.hexdigest()
+
+
+def validate(stream: BinaryIO, workdir: Path, settings: Settings) -> Upload:
+    path, size, sha = spool(stream, workdir, settings.max_chunk_bytes)
+    with path.open("rb") as fh:
+        mime = audio.sniff(fh.read(64))
+    if mime is None:
+        raise UnsupportedMedia("not an audio container we accept (webm, ogg, wav, mp3, m4a, flac)")
+    duration = audio.probe(path, max_seconds=settings.max_chunk_seconds)
+    return Upload(path, size, sha, mime, duration)
+
+
+def check_index(index: int | str | None, settings: Settings) -> int:
+    try:
+        value = int(str(index))
+    except ValueError:
+        raise ValidationError("index must be an integer", code="bad_index") from None
+    if not 0 <= value <= settings.max_index:
+        raise ValidationError(f"index must be between 0 and {settings.max_index}", code="bad_index")
+    return value
+
+
+def _ensure_accepting(conv: Conversation, index: int) -> None:
+    if not conv.is_finished:
+        return
+    if conv.expected_chunks is not None and index < conv.expected_chunks:
+        return  # a late chunk the finish call announced
+    raise Conflict("the conversation is finished; no more chunks are accepted", code="finished")
+
+
+def _existing(session: Session, conversation_id: str, index: int) -> Chunk | None:
+    return session.scalars(
+        select(Chunk).where(Chunk.conversation_id == conversation_id, Chunk.index == index)
+    ).first()
+
+
+def _same_or_conflict(chunk: Chunk, sha256: str) -> Accepted:
+    if chunk.sha256 != sha256:
+        raise Conflict(
+            f"chunk {chunk.index} was already uploaded with other content", code="index_taken"
+        )
+    return Accepted(chunk, created=False)
+
+
+def accept_chunk(
+    conversation_id: str,
+    index: int,
+    stream: BinaryIO,
+    *,
+    storage: Storage,
+    dispatcher: Dispatcher,
+    settings: Settings,
+) -> Accepted:
+    with session_scope() as session:
+        conv = session.get(Conversation, conversation_id)
+        if conv is None:
+            raise NotFound(f"conversation {conversation_id} not found")
+        existing = _existing(session, conversation_id, index)
+        if existing is None:
+            _ensure_accepting(conv, index)
+
+    workdir = Path(tempfile.mkdtemp(prefix="mina-upload-"))
+    try:
+        upload = validate(stream, workdir, settings)
+        if existing is not None:
+            return _same_or_conflict(existing, upload.sha256)
+        key = chunk_key(conversation_id, index, upload.sha256, upload.mime)
+        storage.put_file(key, upload.path)
+        try:
+            accepted = _insert(conversation_id, index, upload, key)
+        except BaseException:
+            _drop_unreferenced(storage, key)
+            raise
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    if accepted.created:
+        enqueue(dispatcher, [accepted.chunk.id], conversation_id)
+    return accepted
+
+
+def _insert(conversation_id: str, index: int, upload: Upload, key: str) -> Accepted:
+    try:
+        with session_scope() as session:
+            conv = session.get(Conversation, conversation_id, with_for_update=True)
+            assert conv is not None
+            _ensure_accepting(conv, index)
+            now = utcnow()
+            chunk = Chunk(
+                conversation_id=conversation_id,
+                index=index,
+                sha256=upload.sha256,
+                size=upload.size,
+                mime=upload.mime,
+                storage_key=key,
+                duration=upload.duration,
+                queued_at=now,
+            )
+            session.add(chunk)
+            conv.last_activity_at = now
+            session.flush()
+            events.record(
+                session,
+                conversation_id,
+                "chunk_received",
+                {"chunk_id": chunk.id, "index": index, "duration": upload.duration},
+            )
+        log.info(
+            "conversation %s: chunk %d received (%d bytes)", conversation_id, index, upload.size
+        )
+        return Accepted(chunk, created=True)
+    except IntegrityError:
+        # Another upload of the same index won the race: same bytes → its row, else 409.
+        with session_scope() as session:
+            other = _existing(session, conversation_id, index)
+        if other is None:
+            raise
+        return _same_or_conflict(other, upload.sha256)
+
+
+def _drop_unreferenced(storage: Storage, key: str) -> None:
+    with session_scope() as session:
+        referenced = session.scalar(select(Chunk.id).where(Chunk.storage_key == key).limit(1))
+    if referenced is None:
+        storage.delete(key)
+
+
+def enqueue(dispatcher: Dispatcher, chunk_ids: list[str], conversation_id: str) -> bool:
+    """Send after commit; a broker outage leaves the rows `queued` for the scheduler."""
+    try:
+        dispatcher.transcribe(chunk_ids)
+        return True
+    except TransientError as exc:
+        log.warning(
+            "conversation %s: broker unreachable, %d chunk(s) left queued for the scheduler: %s",
+            conversation_id,
+            len(chunk_ids),
+            exc,
+        )
+        return False

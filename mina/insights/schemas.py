@@ -1,0 +1,107 @@
+"""Result shapes of the post-processing tasks.
+
+Every task result is validated against one of these models before it is stored, and the same
+models describe the API's answers. A provider (local, openai, simulated) that returns something
+these models reject has produced invalid output.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from mina.transcript import Segment
+
+
+class _Result(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RefinementResult(_Result):
+    """The transcript with cleaned text: same segments, same timings, same order."""
+
+    segments: list[Segment]
+
+
+class ActionItem(_Result):
+    text: str = Field(min_length=1)
+    owner: str | None = None
+    due: str | None = Field(default=None, description="ISO date, YYYY-MM-DD")
+    source_time: float | None = Field(default=None, ge=0)
+    confidence: float = Field(ge=0.0, le=1.0)
+
+    @field_validator("due")
+    @classmethod
+    def _iso_date(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return dt.date.fromisoformat(value).isoformat()
+
+
+class TasksResult(_Result):
+    items: list[ActionItem]
+
+
+class SummaryResult(_Result):
+    title: str = Field(min_length=1)
+    summary: str
+    key_points: list[str]
+    decisions: list[str]
+    open_questions: list[str]
+
+
+class SpeakerStats(_Result):
+    speaker: str
+    talk_seconds: float = Field(ge=0)
+    share: float = Field(ge=0.0, le=1.0)
+    words: int = Field(ge=0)
+    wpm: float = Field(ge=0)
+    turns: int = Field(ge=0)
+    longest_monologue_seconds: float = Field(ge=0)
+    interruptions: int = Field(ge=0)
+    fillers: int = Field(ge=0)
+    questions: int = Field(ge=0)
+
+
+class TimelinePoint(_Result):
+    start: float = Field(ge=0)
+    end: float = Field(ge=0)
+    shares: dict[str, float]
+
+
+class AnalyticsResult(_Result):
+    duration: float = Field(ge=0)
+    silence_seconds: float = Field(ge=0)
+    speakers: list[SpeakerStats]
+    timeline: list[TimelinePoint]
+
+
+class SpeakerTurn(_Result):
+    start: float = Field(ge=0)
+    end: float = Field(ge=0)
+    speaker: str
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SpeakerTurn:
+        if self.end < self.start:
+            raise ValueError("turn ends before it starts")
+        return self
+
+
+class DiarizationResult(_Result):
+    speakers: int = Field(ge=0)
+    turns: list[SpeakerTurn]
+
+
+__all__ = [
+    "ActionItem",
+    "AnalyticsResult",
+    "DiarizationResult",
+    "RefinementResult",
+    "SpeakerStats",
+    "SpeakerTurn",
+    "SummaryResult",
+    "TasksResult",
+    "TimelinePoint",
+]

@@ -1,0 +1,1 @@
+"""The chunk pipeline and post-processing: state machines driven by the database."""

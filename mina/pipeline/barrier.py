@@ -1,0 +1,94 @@
+"""The barrier (DESIGN §3.3): the one function that sets `is_all_chunks_transcribed`.
+
+Called after every terminal chunk, by `/finish`, by group callbacks and by the scheduler. In one
+transaction it locks the conversation row and sets the flag only if the conversation is
+finished, every expected chunk exists and every chunk is terminal. The conditional update makes
+exactly one caller win; the winner records `transcription_complete` and starts post-processing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import func, select, update
+
+from mina import events
+from mina.db import session_scope, utcnow
+from mina.dispatch import Dispatcher
+from mina.models import (
+    CHUNK_TERMINAL,
+    CHUNK_TRANSCRIBED,
+    FAILED,
+    TRANSCRIBED,
+    TRANSCRIPTION_FAILED,
+    Chunk,
+    Conversation,
+)
+from mina.pipeline import post
+
+log = logging.getLogger(__name__)
+
+
+def settle(conversation_id: str, dispatcher: Dispatcher) -> bool:
+    """Run the barrier; True for the one caller that set the flag."""
+    with session_scope() as session:
+        conv = session.get(Conversation, conversation_id, with_for_update=True)
+        if conv is None or not conv.is_finished or conv.is_all_chunks_transcribed:
+            return False
+        rows = session.execute(
+            select(Chunk.status, func.count())
+            .where(Chunk.conversation_id == conversation_id)
+            .group_by(Chunk.status)
+        ).all()
+        counts = {status: int(n) for status, n in rows}
+        total = sum(counts.values())
+        if total < (conv.expected_chunks or 0):
+            return False
+        if any(status not in CHUNK_TERMINAL for status in counts):
+            return False
+        transcribed = counts.get(CHUNK_TRANSCRIBED, 0)
+        now = utcnow()
+        status = TRANSCRIBED if transcribed else TRANSCRIPTION_FAILED
+        won = session.execute(
+            update(Conversation)
+            .where(
+                Conversation.id == conversation_id,
+                Conversation.is_all_chunks_transcribed.is_(False),
+            )
+            .values(
+                is_all_chunks_transcribed=True,
+                status=status,
+                transcribed_at=now,
+                progress=70,
+                duration=select(func.coalesce(func.sum(Chunk.duration), 0.0))
+                .where(Chunk.conversation_id == conversation_id)
+                .scalar_subquery(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if won.rowcount != 1:  # type: ignore[attr-defined]
+            return False
+        events.record(
+            session,
+            conversation_id,
+            "transcription_complete",
+            {"status": status, "chunks": total, "transcribed": transcribed},
+        )
+        if status == TRANSCRIPTION_FAILED:
+            reason = "no chunk could be transcribed" if total else "no audio was uploaded"
+            session.execute(
+                update(Conversation)
+                .where(Conversation.id == conversation_id)
+                .values(processing_status=FAILED, error=reason, progress=100)
+            )
+            events.record(session, conversation_id, "post_transcription_failed", {"reason": reason})
+    log.info(
+        "conversation %s: barrier passed (%s, %d/%d chunks)",
+        conversation_id,
+        status,
+        transcribed,
+        total,
+    )
+    if status == TRANSCRIBED:
+        post.start(conversation_id, dispatcher)
+    return True

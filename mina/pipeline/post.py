@@ -1,0 +1,159 @@
+"""Post-processing (DESIGN §4): start once, run each task under its own row, reveal once.
+
+`start` flips `processing_status` pending → running conditionally and queues one group: the
+pipeline merge → diarize → analytics, and refinement, tasks, summary beside it, with `reveal` as
+the completion callback. `reveal` is a conditional update too, so duplicated starts, callbacks
+and concurrent reveals still give exactly one reveal event.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from mina import events
+from mina.db import session_scope, utcnow
+from mina.dispatch import Dispatcher
+from mina.errors import Conflict, TransientError
+from mina.models import (
+    DONE,
+    FAILED,
+    PARTIAL,
+    PENDING,
+    READY,
+    RUNNING,
+    TASK_NAMES,
+    TASK_TERMINAL,
+    TRANSCRIBED,
+    USER_FACING,
+    Conversation,
+    PostTask,
+)
+from mina.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CHAIN = ("merge", "diarize", "analytics")
+
+
+def start(conversation_id: str, dispatcher: Dispatcher) -> bool:
+    """pending → running, once; creates the task rows and queues the group."""
+    with session_scope() as session:
+        won = session.execute(
+            update(Conversation)
+            .where(
+                Conversation.id == conversation_id,
+                Conversation.processing_status == PENDING,
+                Conversation.status == TRANSCRIBED,
+            )
+            .values(processing_status=RUNNING)
+            .execution_options(synchronize_session=False)
+        )
+        if won.rowcount != 1:  # type: ignore[attr-defined]
+            return False
+        existing = set(
+            session.scalars(
+                select(PostTask.name).where(PostTask.conversation_id == conversation_id)
+            )
+        )
+        for name in TASK_NAMES:
+            if name not in existing:
+                session.add(PostTask(conversation_id=conversation_id, name=name, status=PENDING))
+        events.record(
+            session, conversation_id, "post_transcription_started", {"tasks": list(TASK_NAMES)}
+        )
+    log.info("conversation %s: post-processing started", conversation_id)
+    dispatch(conversation_id, TASK_NAMES, dispatcher)
+    return True
+
+
+def dispatch(conversation_id: str, names: Sequence[str], dispatcher: Dispatcher) -> bool:
+    try:
+        dispatcher.post_process(conversation_id, list(names))
+        return True
+    except TransientError as exc:
+        log.warning(
+            "conversation %s: post-processing not queued (%s); the scheduler will",
+            conversation_id,
+            exc,
+        )
+        return False
+
+
+def task_rows(session: Session, conversation_id: str) -> dict[str, PostTask]:
+    rows = session.scalars(select(PostTask).where(PostTask.conversation_id == conversation_id))
+    return {t.name: t for t in rows}
+
+
+def progress_of(tasks: dict[str, PostTask]) -> int:
+    done = sum(1 for t in tasks.values() if t.status in TASK_TERMINAL)
+    return int(100 * done / max(1, len(tasks)))
+
+
+def reveal(conversation_id: str, settings: Settings) -> bool:
+    """Reveal once all tasks are terminal: ready, partial or failed by the 3-of-4 rule."""
+    with session_scope() as session:
+        conv = session.get(Conversation, conversation_id, with_for_update=True)
+        if conv is None or conv.processing_status != RUNNING:
+            return False
+        tasks = task_rows(session, conversation_id)
+        if not tasks or any(t.status not in TASK_TERMINAL for t in tasks.values()):
+            log.info("conversation %s: reveal deferred, tasks still running", conversation_id)
+            return False
+        failed = [n for n in USER_FACING if tasks[n].status != DONE]
+        succeeded = len(USER_FACING) - len(failed)
+        if succeeded < settings.reveal_min_success:
+            outcome = FAILED
+        else:
+            outcome = READY if not failed else PARTIAL
+        now = utcnow()
+        won = session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id, Conversation.processing_status == RUNNING)
+            .values(
+                processing_status=outcome,
+                revealed_at=now,
+                reveal_count=Conversation.reveal_count + 1,
+                progress=100,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if won.rowcount != 1:  # type: ignore[attr-defined]
+            return False
+        payload = {
+            "status": outcome,
+            "failed_tasks": failed,
+            "errors": {n: tasks[n].error for n in failed},
+            "durations_ms": {n: t.duration_ms for n, t in tasks.items()},
+        }
+        name = "post_transcription_failed" if outcome == FAILED else "post_transcription_reveal"
+        events.record(session, conversation_id, name, payload)
+    log.info(
+        "conversation %s: revealed as %s (failed: %s)", conversation_id, outcome, failed or "-"
+    )
+    return True
+
+
+def retry_failed(conversation_id: str, dispatcher: Dispatcher) -> list[str]:
+    """Operator retry: rerun only the failed tasks; a later reveal may upgrade partial → ready."""
+    with session_scope() as session:
+        conv = session.get(Conversation, conversation_id, with_for_update=True)
+        if conv is None or conv.processing_status == PENDING:
+            raise Conflict("post-processing has not started for this conversation")
+        if conv.processing_status == RUNNING:
+            raise Conflict("post-processing is still running", code="running")
+        tasks = task_rows(session, conversation_id)
+        names = [n for n in TASK_NAMES if n in tasks and tasks[n].status == FAILED]
+        if not names:
+            return []
+        for n in names:
+            tasks[n].status = PENDING
+            tasks[n].error = None
+        conv.processing_status = RUNNING
+        events.record(session, conversation_id, "post_transcription_started", {"tasks": names})
+    log.info("conversation %s: operator retry of %s", conversation_id, ", ".join(names))
+    dispatch(conversation_id, names, dispatcher)
+    return names

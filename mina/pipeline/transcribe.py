@@ -1,0 +1,170 @@
+"""Transcribing one chunk (DESIGN §3.2), and the piece group for chunks too long for a call.
+
+`run_chunk` claims, normalizes to 16 kHz mono, transcribes and records the outcome. Transient
+errors give the chunk back and raise `TransientError` so the queue retries with backoff; on the
+last attempt, and for permanent errors, the error is persisted, the chunk is `failed` and the
+function returns normally, so group callbacks always fire.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mina import audio
+from mina.dispatch import Dispatcher
+from mina.errors import MinaError, NotFound, PermanentError, TransientError
+from mina.pipeline import barrier
+from mina.pipeline import chunks as state
+from mina.providers.transcription import Transcriber, TranscriptionResult
+from mina.settings import Settings
+from mina.storage import Storage
+from mina.transcript import Segment
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """What the pipeline needs from the process: passed in by actors, tests and the CLI."""
+
+    settings: Settings
+    storage: Storage
+    dispatcher: Dispatcher
+    transcriber: Transcriber
+
+
+def _normalized(storage: Storage, key: str, workdir: Path) -> tuple[Path, float]:
+    src = storage.local_path(key)
+    if src is None:
+        src = workdir / Path(key).name
+        storage.download(key, src)
+    wav = workdir / "normalized.wav"
+    duration = audio.normalize(src, wav)
+    return wav, duration
+
+
+def run_chunk(chunk_id: str, svc: Services, *, last_try: bool = False) -> str:
+    """Transcribe one chunk; returns the outcome: transcribed, failed, split, retry or skipped."""
+    claim = state.claim(chunk_id, svc.settings)
+    if claim is None:
+        log.info("chunk %s: not claimable (held elsewhere or already terminal)", chunk_id)
+        return "skipped"
+    started = time.monotonic()
+    try:
+        with tempfile.TemporaryDirectory(prefix="mina-chunk-") as tmp:
+            wav, duration = _normalized(svc.storage, claim.storage_key, Path(tmp))
+            if duration > svc.settings.piece_seconds:
+                _split(claim, wav, svc)
+                return "split"
+            result = svc.transcriber.transcribe(wav, svc.settings.language)
+    except TransientError as exc:
+        return _transient(claim, svc, str(exc), last_try)
+    except NotFound as exc:
+        return _failed(claim, svc, f"audio blob missing: {exc}", state.PERMANENT)
+    except MinaError as exc:  # permanent: corrupt audio, a provider's 400/401, bad settings
+        return _failed(claim, svc, str(exc), state.PERMANENT)
+    state.complete(claim, result.segments, duration)
+    log.info(
+        "conversation %s: chunk %d transcribed in %.2fs",
+        claim.conversation_id,
+        claim.index,
+        time.monotonic() - started,
+    )
+    _after_terminal(claim, svc)
+    return "transcribed"
+
+
+def handle_interrupt(chunk_id: str, svc: Services, error: str, *, last_try: bool) -> str:
+    """A time limit or an unexpected error hit the actor: treat it as transient."""
+    claim = state.current_claim(chunk_id)
+    if claim is None:
+        return "skipped"
+    return _transient(claim, svc, error, last_try)
+
+
+def _transient(claim: state.Claim, svc: Services, error: str, last_try: bool) -> str:
+    if last_try or claim.attempt >= svc.settings.chunk_max_attempts:
+        return _failed(claim, svc, f"{error} (gave up after {claim.attempt} attempts)", "transient")
+    state.release(claim, error)
+    raise TransientError(error)
+
+
+def _failed(claim: state.Claim, svc: Services, error: str, kind: str) -> str:
+    state.fail(claim, error, kind)
+    _after_terminal(claim, svc)
+    return "failed"
+
+
+def _after_terminal(claim: state.Claim, svc: Services) -> None:
+    # Always: the conversation may have been finished while this chunk was in flight, and the
+    # finish group's callback may already have fired. The barrier reads the flag under lock.
+    barrier.settle(claim.conversation_id, svc.dispatcher)
+
+
+# --- pieces: a chunk longer than `piece_seconds` -------------------------------------------
+
+
+def piece_prefix(claim: state.Claim | str) -> str:
+    chunk_id = claim if isinstance(claim, str) else claim.chunk_id
+    return f"pieces/{chunk_id}/"
+
+
+def _split(claim: state.Claim, wav: Path, svc: Services) -> None:
+    out = wav.parent / "pieces"
+    out.mkdir()
+    paths = audio.split(wav, svc.settings.piece_seconds, out, ext="wav")
+    for n, path in enumerate(paths):
+        svc.storage.put_file(f"{piece_prefix(claim)}{n:04d}.wav", path)
+    state.extend_lease(claim, svc.settings)
+    svc.dispatcher.transcribe_pieces(claim.chunk_id, len(paths))
+    log.info("chunk %s split into %d pieces", claim.chunk_id, len(paths))
+
+
+def run_piece(chunk_id: str, piece: int, svc: Services, *, last_try: bool = False) -> None:
+    """Transcribe one piece; its result (or its error) is stored next to it as JSON."""
+    key = f"{piece_prefix(chunk_id)}{piece:04d}"
+    with tempfile.TemporaryDirectory(prefix="mina-piece-") as tmp:
+        wav = Path(tmp) / "piece.wav"
+        svc.storage.download(f"{key}.wav", wav)
+        try:
+            result = svc.transcriber.transcribe(wav, svc.settings.language)
+            body: dict[str, Any] = {"segments": [s.model_dump() for s in result.segments]}
+        except PermanentError as exc:
+            body = {"error": str(exc), "kind": state.PERMANENT}
+        except TransientError as exc:
+            if not last_try:
+                raise
+            body = {"error": str(exc), "kind": state.TRANSIENT}
+        body["duration"] = audio.duration(wav)
+        out = Path(tmp) / "result.json"
+        out.write_text(json.dumps(body))
+        svc.storage.put_file(f"{key}.json", out)
+
+
+def assemble(chunk_id: str, svc: Services) -> str:
+    """The piece group's completion callback: join the pieces' results into the chunk."""
+    claim = state.current_claim(chunk_id)
+    if claim is None:
+        return "skipped"
+    prefix = piece_prefix(chunk_id)
+    results = sorted(b.key for b in svc.storage.list(prefix) if b.key.endswith(".json"))
+    segments: list[Segment] = []
+    offset = 0.0
+    for key in results:
+        body = json.loads(svc.storage.get_bytes(key))
+        if "error" in body:
+            return _failed(claim, svc, f"piece {Path(key).stem}: {body['error']}", body["kind"])
+        result = TranscriptionResult([Segment.model_validate(s) for s in body["segments"]])
+        segments += [s.shifted(offset) for s in result.segments]
+        offset += float(body["duration"])
+    state.complete(claim, segments, offset)
+    for blob in list(svc.storage.list(prefix)):
+        svc.storage.delete(blob.key)
+    _after_terminal(claim, svc)
+    return "transcribed"

@@ -1,0 +1,1 @@
+"""Providers behind small interfaces, chosen by settings (DESIGN §5)."""

@@ -1,0 +1,53 @@
+"""Reading results: the transcript with absolute times, and each task's validated output."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mina.errors import NotReady
+from mina.models import CHUNK_TRANSCRIBED, DONE, Chunk, Conversation, PostTask
+from mina.transcript import Segment, segments_from_json
+
+
+def raw_segments(session: Session, conversation_id: str) -> list[Segment]:
+    """Chunk segments on one timeline: each chunk starts where the chunks before it ended."""
+    chunks = session.scalars(
+        select(Chunk).where(Chunk.conversation_id == conversation_id).order_by(Chunk.index)
+    ).all()
+    out: list[Segment] = []
+    offset = 0.0
+    for chunk in chunks:
+        if chunk.status == CHUNK_TRANSCRIBED:
+            out += [s.shifted(offset, chunk.index) for s in segments_from_json(chunk.segments)]
+        offset += chunk.duration or 0.0
+    return out
+
+
+def task_result(session: Session, conversation_id: str, name: str) -> dict[str, Any] | None:
+    task = session.scalars(
+        select(PostTask).where(PostTask.conversation_id == conversation_id, PostTask.name == name)
+    ).first()
+    if task is None or task.status != DONE:
+        return None
+    return task.result
+
+
+def transcript(session: Session, conv: Conversation) -> tuple[list[Segment], bool]:
+    """The best transcript so far (speakers once diarized) and whether it is complete."""
+    diarized = task_result(session, conv.id, "diarize")
+    if diarized and diarized.get("segments") is not None:
+        return segments_from_json(diarized["segments"]), True
+    return raw_segments(session, conv.id), conv.is_all_chunks_transcribed
+
+
+def require_result(session: Session, conv: Conversation, name: str) -> dict[str, Any]:
+    result = task_result(session, conv.id, name)
+    if result is None:
+        raise NotReady(
+            f"{name} is not ready (transcription {conv.status}, processing "
+            f"{conv.processing_status})"
+        )
+    return result

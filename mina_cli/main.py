@@ -1,0 +1,204 @@
+"""`mina`: db upgrade, web, worker, scheduler, process, dev, doctor."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from mina.errors import ConfigurationError, MinaError
+from mina.settings import Settings, get_settings, reset_settings
+
+log = logging.getLogger("mina")
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise click.ClickException(f"bad configuration: {exc}") from exc
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="log progress to stderr")
+def main(verbose: bool) -> None:
+    """Mina: meeting audio in, transcript, analytics, action items and summary out."""
+    _logging(verbose)
+
+
+@main.group("db")
+def db_group() -> None:
+    """Database migrations (Alembic)."""
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    from mina_cli import migrate
+
+    settings = _settings()
+    migrate.upgrade(settings.resolved_database_url, revision)
+    click.echo(f"database at {revision}", err=True)
+
+
+@db_group.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION (e.g. base)."""
+    from mina_cli import migrate
+
+    migrate.downgrade(_settings().resolved_database_url, revision)
+
+
+@db_group.command("check")
+def db_check() -> None:
+    """Fail if the models and the migrations drifted apart."""
+    from mina_cli import migrate
+
+    migrate.check(_settings().resolved_database_url)
+
+
+@main.command()
+def web() -> None:
+    """Serve the API, Socket.IO and pages on $PORT (development server)."""
+    from api import create_app
+    from api.extensions import socketio
+    from mina_cli.runtime import check_configuration
+
+    settings = _settings()
+    check_configuration(settings)
+    app = create_app(settings)
+    click.echo(f"mina web on http://{settings.host}:{settings.port}", err=True)
+    socketio.run(app, host=settings.host, port=settings.port, allow_unsafe_werkzeug=True)
+
+
+@main.command()
+@click.option("--queues", "-Q", multiple=True, help="queues to consume (default: all)")
+@click.option("--processes", "-p", type=int, default=None)
+@click.option("--threads", "-t", type=int, default=None)
+def worker(queues: tuple[str, ...], processes: int | None, threads: int | None) -> None:
+    """Run Dramatiq worker processes (the `dramatiq` CLI) on the configured broker."""
+    settings = _settings()
+    if settings.embedded:
+        raise click.ClickException("MINA_BROKER_URL is unset: use `mina dev` for one process")
+    from mina_cli.runtime import check_configuration
+
+    check_configuration(settings)
+    args = [
+        sys.executable,
+        "-m",
+        "dramatiq",
+        "workers.actors",
+        "--processes",
+        str(processes or settings.worker_processes),
+        "--threads",
+        str(threads or settings.worker_threads),
+    ]
+    if queues:
+        args += ["--queues", *queues]
+    os.execv(sys.executable, args)
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="run every job once and exit")
+def scheduler(once: bool) -> None:
+    """Run the catch-up scheduler (one active instance at a time)."""
+    from scheduler.service import run_scheduler
+
+    run_scheduler(_settings(), once=once)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--speakers", type=int, default=None, help="number of speakers, if known")
+@click.option("--language", default=None, help="language code (default: en)")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON document on stdout")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="write transcript and results into DIR",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["txt", "md", "srt", "vtt", "json"]),
+    default="txt",
+    help="transcript format for --out",
+)
+def process(
+    files: tuple[Path, ...],
+    speakers: int | None,
+    language: str | None,
+    as_json: bool,
+    out_dir: Path | None,
+    fmt: str,
+) -> None:
+    """Transcribe and analyse recordings with the embedded pipeline."""
+    from mina_cli import process as proc
+    from mina_cli.render import render
+    from mina_cli.runtime import embedded_runtime
+
+    console = Console(stderr=True)
+    if language:
+        os.environ["MINA_LANGUAGE"] = language
+        reset_settings()
+    settings = _settings()
+    try:
+        for path in files:
+            proc.check_file(path)
+    except MinaError as exc:
+        raise click.ClickException(exc.message) from exc
+    with embedded_runtime(settings, console) as svc:
+        jobs = proc.run(list(files), svc, speakers=speakers, console=console)
+    for job in jobs:
+        if out_dir is not None:
+            for written in proc.write_outputs(job, out_dir, fmt):
+                console.print(f"wrote {written}")
+        if not as_json:
+            render(job.result, Console(), job.path.name)
+    if as_json:
+        docs = [proc.public_json(j) for j in jobs]
+        click.echo(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2))
+    if any(j.result["status"] == "transcription_failed" for j in jobs):
+        sys.exit(2)
+
+
+@main.command()
+def dev() -> None:
+    """Web, Socket.IO, workers and scheduler in one process on the embedded defaults."""
+    from mina_cli.dev import run_dev
+
+    run_dev(_settings())
+
+
+@main.command()
+def doctor() -> None:
+    """Print what is configured and whether each part is reachable."""
+    from mina_cli.runtime import doctor_report
+
+    ok = doctor_report(_settings(), Console())
+    sys.exit(0 if ok else 1)
+
+
+def entry() -> None:
+    try:
+        main()
+    except ConfigurationError as exc:
+        click.echo(f"mina: configuration error: {exc.message}", err=True)
+        sys.exit(2)

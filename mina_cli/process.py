@@ -1,0 +1,221 @@
+"""`mina process FILE…`: the real pipeline on the embedded defaults, with a progress bar.
+
+Each file is cut into ~30 s chunks that go through the same upload service, actors, barrier and
+post-processing as the HTTP path, with in-process worker threads. Several files are separate
+conversations processed side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from mina import audio, conversations, ingest, results
+from mina.db import session_scope
+from mina.errors import UnsupportedMedia
+from mina.models import FAILED, PARTIAL, READY, TASK_NAMES, TRANSCRIPTION_FAILED
+from mina.pipeline import finish as finish_service
+from mina.pipeline.transcribe import Services
+from mina.transcript import FORMATS
+
+log = logging.getLogger(__name__)
+
+TERMINAL_PROCESSING = (READY, PARTIAL, FAILED)
+
+
+@dataclass
+class Job:
+    path: Path
+    conversation_id: str = ""
+    chunks: int = 0
+    bar: TaskID | None = None
+    post_bar: TaskID | None = None
+    error: str | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+def check_file(path: Path) -> None:
+    """Refuse a missing, empty or non-audio file before any work starts."""
+    if not path.exists():
+        raise UnsupportedMedia(f"{path}: no such file")
+    if path.is_dir():
+        raise UnsupportedMedia(f"{path}: is a directory")
+    if path.stat().st_size == 0:
+        raise UnsupportedMedia(f"{path}: the file is empty")
+    with path.open("rb") as fh:
+        if audio.sniff(fh.read(64)) is None:
+            raise UnsupportedMedia(f"{path}: not an audio file (wav, mp3, m4a, ogg, webm, flac)")
+    audio.probe(path)
+
+
+def submit(job: Job, svc: Services, speakers: int | None, workdir: Path) -> None:
+    """Cut the file into chunks and upload them through the ingest service, then finish."""
+    with session_scope() as session:
+        conv, _token = conversations.create(session, job.path.stem)
+        conv.num_speakers = speakers
+        job.conversation_id = conv.id
+    pieces = audio.split(job.path, svc.settings.chunk_seconds, workdir / job.conversation_id)
+    job.chunks = len(pieces)
+    for index, piece in enumerate(pieces):
+        with piece.open("rb") as fh:
+            ingest.accept_chunk(
+                job.conversation_id,
+                index,
+                fh,
+                storage=svc.storage,
+                dispatcher=svc.dispatcher,
+                settings=svc.settings,
+            )
+    finish_service.finish(job.conversation_id, len(pieces), svc.dispatcher)
+
+
+def snapshot(conversation_id: str) -> dict[str, Any]:
+    with session_scope() as session:
+        conv = conversations.get(session, conversation_id)
+        return conversations.status_view(session, conv)
+
+
+def collect(job: Job) -> dict[str, Any]:
+    with session_scope() as session:
+        conv = conversations.get(session, job.conversation_id)
+        segments, _ = results.transcript(session, conv)
+        out: dict[str, Any] = {
+            "conversation_id": conv.id,
+            "status": conv.status,
+            "processing_status": conv.processing_status,
+            "transcript": {"segments": [s.model_dump() for s in segments]},
+        }
+        for name in ("analytics", "tasks", "summary", "refinement"):
+            out[name] = results.task_result(session, conv.id, name)
+        out["status_detail"] = conversations.status_view(session, conv)
+    return out
+
+
+def run(
+    paths: list[Path],
+    svc: Services,
+    *,
+    speakers: int | None,
+    console: Console,
+    poll: float = 0.2,
+) -> list[Job]:
+    jobs = [Job(p) for p in paths]
+    workdir = Path(tempfile.mkdtemp(prefix="mina-process-"))
+    try:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as progress:
+            for job in jobs:
+                progress.console.print(f"[bold]{job.path.name}[/]: cutting into chunks…")
+                submit(job, svc, speakers, workdir)
+                job.bar = progress.add_task(
+                    f"{job.path.name}: chunks transcribed", total=job.chunks
+                )
+                job.post_bar = progress.add_task(
+                    f"{job.path.name}: post-processing", total=len(TASK_NAMES)
+                )
+            _wait(jobs, progress, poll)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    for job in jobs:
+        job.result = collect(job)
+    return jobs
+
+
+def _wait(jobs: list[Job], progress: Progress, poll: float) -> None:
+    open_jobs = list(jobs)
+    while open_jobs:
+        for job in list(open_jobs):
+            view = snapshot(job.conversation_id)
+            chunks = view["chunks"]
+            done = chunks.get("transcribed", 0) + chunks.get("failed", 0)
+            assert job.bar is not None and job.post_bar is not None
+            progress.update(job.bar, completed=done)
+            tasks = view["tasks"]
+            finished = [n for n, t in tasks.items() if t["status"] in ("done", "failed")]
+            running = [n for n, t in tasks.items() if t["status"] == "running"]
+            label = f"{job.path.name}: post-processing"
+            if running:
+                label += f" ({', '.join(running)})"
+            progress.update(job.post_bar, completed=len(finished), description=label)
+            if view["status"] == TRANSCRIPTION_FAILED or (
+                view["processing_status"] in TERMINAL_PROCESSING
+            ):
+                open_jobs.remove(job)
+        time.sleep(poll)
+
+
+def write_outputs(job: Job, out_dir: Path, fmt: str) -> list[Path]:
+    from mina.transcript import segments_from_json
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = job.path.stem
+    segments = segments_from_json(job.result["transcript"]["segments"])
+    written = []
+    transcript = out_dir / f"{stem}.transcript.{fmt if fmt != 'md' else 'md'}"
+    if fmt == "md":
+        transcript.write_text(markdown(job.result))
+    else:
+        transcript.write_text(FORMATS[fmt](segments))
+    written.append(transcript)
+    for name in ("analytics", "tasks", "summary"):
+        path = out_dir / f"{stem}.{name}.json"
+        path.write_text(json.dumps(job.result.get(name), indent=2))
+        written.append(path)
+    return written
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines: list[str] = []
+    summary = result.get("summary") or {}
+    lines.append(f"# {summary.get('title') or 'Meeting'}\n")
+    if summary:
+        lines.append(summary.get("summary", "") + "\n")
+        for heading, key in (
+            ("Key points", "key_points"),
+            ("Decisions", "decisions"),
+            ("Open questions", "open_questions"),
+        ):
+            if summary.get(key):
+                lines.append(f"## {heading}\n")
+                lines += [f"- {item}" for item in summary[key]]
+                lines.append("")
+    items = (result.get("tasks") or {}).get("items") or []
+    if items:
+        lines.append("## Action items\n")
+        for it in items:
+            extra = ", ".join(x for x in (it.get("owner"), it.get("due")) if x)
+            lines.append(f"- {it['text']}" + (f" ({extra})" if extra else ""))
+        lines.append("")
+    lines.append("## Transcript\n")
+    for s in result["transcript"]["segments"]:
+        who = f"**{s['speaker']}** " if s.get("speaker") else ""
+        lines.append(f"- `{s['start']:7.1f}s` {who}{s['text']}")
+    return "\n".join(lines) + "\n"
+
+
+def public_json(job: Job) -> dict[str, Any]:
+    r = job.result
+    return {
+        "conversation_id": r["conversation_id"],
+        "status": r["status"],
+        "processing_status": r["processing_status"],
+        "transcript": r["transcript"],
+        "analytics": r["analytics"],
+        "tasks": r["tasks"],
+        "summary": r["summary"],
+    }

@@ -1,0 +1,236 @@
+"""The chunk pipeline end to end: HTTP uploads, real workers, the barrier, the ledger."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from mina.db import session_scope
+from mina.models import Chunk, Conversation, Event
+from tests.fixtures.audio import Meeting, meeting, wer
+from tests.fixtures.stack import bearer, wait_for
+
+pytestmark = pytest.mark.embedded
+
+
+@pytest.fixture(scope="module")
+def two_voices(tmp_path_factory: pytest.TempPathFactory) -> Meeting:
+    return meeting(tmp_path_factory.mktemp("meeting"), minutes=1.5, chunk_seconds=30)
+
+
+def create(client: Any) -> tuple[str, dict[str, str]]:
+    r = client.post("/api/conversations", json={"title": "weekly sync"})
+    assert r.status_code == 201, r.get_json()
+    body = r.get_json()
+    return body["id"], bearer(body["token"])
+
+
+def upload(client: Any, cid: str, auth: dict[str, str], index: int, path: Path) -> Any:
+    with path.open("rb") as fh:
+        return client.post(
+            f"/api/conversations/{cid}/chunks",
+            data={"index": str(index), "file": (fh, path.name)},
+            headers=auth,
+            content_type="multipart/form-data",
+        )
+
+
+def status(client: Any, cid: str, auth: dict[str, str]) -> dict[str, Any]:
+    r = client.get(f"/api/conversations/{cid}", headers=auth)
+    assert r.status_code == 200
+    body: dict[str, Any] = r.get_json()
+    return body
+
+
+def event_types(cid: str) -> list[str]:
+    with session_scope() as s:
+        return list(
+            s.scalars(select(Event.type).where(Event.conversation_id == cid).order_by(Event.id))
+        )
+
+
+def test_out_of_order_uploads_with_repeats_are_transcribed(
+    client: Any, workers: Any, two_voices: Meeting
+) -> None:
+    workers()
+    cid, auth = create(client)
+    order = list(range(len(two_voices.chunks)))
+    random.Random(7).shuffle(order)
+    for index in order:
+        assert upload(client, cid, auth, index, two_voices.chunks[index]).status_code == 202
+    again = upload(client, cid, auth, order[0], two_voices.chunks[order[0]])
+    assert again.status_code == 200 and again.get_json()["created"] is False
+    r = client.post(f"/api/conversations/{cid}/finish", json={}, headers=auth)
+    assert r.status_code == 202
+    assert client.post(f"/api/conversations/{cid}/finish", json={}, headers=auth).status_code == 202
+
+    view = wait_for(
+        lambda: (s := status(client, cid, auth))["is_all_chunks_transcribed"] and s, timeout=150
+    )
+    assert view["status"] == "transcribed"
+    assert view["chunks"] == {"total": len(order), "transcribed": len(order)}
+    body = client.get(f"/api/conversations/{cid}/transcript", headers=auth).get_json()
+    segments = body["segments"]
+    assert [s["start"] for s in segments] == sorted(s["start"] for s in segments)
+    assert segments[-1]["end"] > 60  # absolute times across chunks
+    hypothesis = " ".join(s["text"] for s in segments)
+    assert wer(two_voices.script.text, hypothesis) <= 0.15
+    types = event_types(cid)
+    assert types.count("transcription_complete") == 1
+    assert types.count("chunk_transcribed") == len(order)
+    assert types.count("chunk_received") == len(order)
+    txt = client.get(f"/api/conversations/{cid}/transcript?format=txt", headers=auth)
+    assert txt.status_code == 200 and txt.mimetype == "text/plain"
+    assert len(txt.get_data(as_text=True).strip().splitlines()) == len(segments)
+    srt = client.get(f"/api/conversations/{cid}/transcript?format=srt", headers=auth)
+    assert "-->" in srt.get_data(as_text=True)
+
+
+def test_flag_never_true_while_a_chunk_is_in_flight(
+    client: Any, workers: Any, env: Any, two_voices: Meeting
+) -> None:
+    env(transcriber="simulated", sim_latency_seconds=1.5, language_provider="simulated")
+    workers(threads=2)
+    cid, auth = create(client)
+    for index, path in enumerate(two_voices.chunks):
+        upload(client, cid, auth, index, path)
+    client.post(f"/api/conversations/{cid}/finish", json={}, headers=auth)
+    seen_in_flight = 0
+    while True:
+        with session_scope() as s:
+            conv = s.get(Conversation, cid)
+            assert conv is not None
+            open_chunks = s.scalar(
+                select(func.count())
+                .select_from(Chunk)
+                .where(Chunk.conversation_id == cid, Chunk.status.in_(("queued", "processing")))
+            )
+            flag = conv.is_all_chunks_transcribed
+        if open_chunks:
+            seen_in_flight += 1
+            assert not flag, "flag set while chunks were still in flight"
+        elif flag:
+            break
+    assert seen_in_flight > 3
+
+
+def test_sixty_four_concurrent_barrier_calls_have_one_winner(client: Any) -> None:
+    from mina.dispatch import NullDispatcher
+    from mina.pipeline import barrier
+
+    cid, _ = create(client)
+    with session_scope() as s:
+        for i in range(3):
+            s.add(
+                Chunk(
+                    conversation_id=cid,
+                    index=i,
+                    sha256=f"{i:064d}",
+                    size=1,
+                    mime="audio/ogg",
+                    storage_key=f"k{i}",
+                    status="transcribed",
+                    duration=1.0,
+                    segments=[],
+                )
+            )
+        conv = s.get(Conversation, cid)
+        assert conv is not None
+        conv.is_finished, conv.expected_chunks, conv.status = True, 3, "finished"
+    results: list[bool] = []
+    start = threading.Barrier(64)
+
+    def call() -> None:
+        start.wait()
+        results.append(barrier.settle(cid, NullDispatcher()))
+
+    threads = [threading.Thread(target=call) for _ in range(64)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(True) == 1 and len(results) == 64
+    assert event_types(cid).count("transcription_complete") == 1
+
+
+def test_transient_failures_recover_and_clear_the_error(
+    client: Any, workers: Any, env: Any, two_voices: Meeting
+) -> None:
+    env(transcriber="simulated", sim_latency_seconds=0.05, sim_transient_first=2)
+    workers()
+    cid, auth = create(client)
+    upload(client, cid, auth, 0, two_voices.chunks[0])
+    client.post(f"/api/conversations/{cid}/finish", json={}, headers=auth)
+    view = wait_for(lambda: (s := status(client, cid, auth))["is_all_chunks_transcribed"] and s)
+    assert view["chunks"]["transcribed"] == 1
+    with session_scope() as s:
+        chunk = s.scalars(select(Chunk).where(Chunk.conversation_id == cid)).one()
+        assert chunk.status == "transcribed"
+        assert chunk.error is None and chunk.error_kind is None
+        assert chunk.attempts == 3
+
+
+def test_permanent_failure_is_persisted_and_the_conversation_completes(
+    client: Any, workers: Any, env: Any, two_voices: Meeting, app: Any
+) -> None:
+    env(transcriber="simulated", sim_latency_seconds=0.05)
+    cid, auth = create(client)
+    for index, path in enumerate(two_voices.chunks[:2]):
+        assert upload(client, cid, auth, index, path).status_code == 202
+    with session_scope() as s:
+        lost = s.scalars(select(Chunk).where(Chunk.conversation_id == cid, Chunk.index == 1)).one()
+        key = lost.storage_key
+    app.extensions["mina"].storage.delete(key)  # the blob vanished before any worker ran
+    workers()
+    client.post(f"/api/conversations/{cid}/finish", json={}, headers=auth)
+    view = wait_for(lambda: (s := status(client, cid, auth))["is_all_chunks_transcribed"] and s)
+    assert view["status"] == "transcribed"
+    assert view["chunks"]["failed"] == 1 and view["chunks"]["transcribed"] == 1
+    [failed] = view["failed_chunks"]
+    assert failed["index"] == 1 and "missing" in failed["error"]
+    assert failed["error_kind"] == "permanent" and failed["attempts"] == 1
+    assert "chunk_failed" in event_types(cid)
+
+
+def test_every_chunk_failing_marks_transcription_failed(
+    client: Any, workers: Any, env: Any, two_voices: Meeting
+) -> None:
+    env(transcriber="simulated", sim_latency_seconds=0.01, sim_permanent_rate=1.0)
+    workers()
+    cid, auth = create(client)
+    upload(client, cid, auth, 0, two_voices.chunks[0])
+    client.post(f"/api/conversations/{cid}/finish", json={}, headers=auth)
+    view = wait_for(lambda: (s := status(client, cid, auth))["is_all_chunks_transcribed"] and s)
+    assert view["status"] == "transcription_failed"
+    assert view["processing_status"] == "failed"
+    assert view["failed_chunks"][0]["error"] == "simulated permanent failure"
+    assert "post_transcription_failed" in event_types(cid)
+
+
+def test_duplicate_and_concurrent_messages_transcribe_once(
+    client: Any, workers: Any, env: Any, two_voices: Meeting
+) -> None:
+    env(transcriber="simulated", sim_latency_seconds=0.5)
+    cid, auth = create(client)
+    upload(client, cid, auth, 0, two_voices.chunks[0])
+    with session_scope() as s:
+        chunk_id = s.scalars(select(Chunk.id).where(Chunk.conversation_id == cid)).one()
+    from workers.dispatch import DramatiqDispatcher
+
+    DramatiqDispatcher().transcribe([chunk_id] * 6)  # six more copies of the message
+    workers(threads=4)
+    wait_for(lambda: "chunk_transcribed" in event_types(cid))
+    from workers.broker import broker
+
+    broker.join("cpu", timeout=30_000)
+    time.sleep(1.0)  # the last duplicates were fetched; each finds nothing to claim
+    assert event_types(cid).count("chunk_transcribed") == 1
+    with session_scope() as s:
+        chunk = s.get(Chunk, chunk_id)
+        assert chunk is not None and chunk.attempts == 1

@@ -1,0 +1,288 @@
+"""mina.audio against real files made by ffmpeg and espeak-ng (no mocks)."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import subprocess
+import threading
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mina import audio
+from mina.errors import UnsupportedMedia, ValidationError
+
+EXPECTED_MIME = {
+    "wav": "audio/wav",
+    "ogg": "audio/ogg",
+    "webm": "audio/webm",
+    "mp3": "audio/mpeg",
+    "m4a": "audio/mp4",
+    "flac": "audio/flac",
+}
+FORMATS = tuple(EXPECTED_MIME)  # the containers the `encoded` fixture makes
+
+
+def wav_seconds(path: Path) -> float:
+    with wave.open(str(path), "rb") as w:
+        return w.getnframes() / w.getframerate()
+
+
+def cut(src: Path, dst: Path, fraction: float) -> Path:
+    data = src.read_bytes()
+    dst.write_bytes(data[: int(len(data) * fraction)])
+    return dst
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+# --- sniff ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_sniff_names_each_container(encoded: dict[str, Path], fmt: str) -> None:
+    head = encoded[fmt].read_bytes()[:64]
+    assert audio.sniff(head) == EXPECTED_MIME[fmt]
+
+
+@pytest.mark.parametrize(
+    "head",
+    [b"", b"hello world, this is text", b"\xff\xf1\x50\x80\x02\x1f\xfc", b'{"a": 1}'],
+    ids=["empty", "text", "adts-aac", "json"],
+)
+def test_sniff_refuses_what_is_not_an_accepted_container(head: bytes) -> None:
+    assert audio.sniff(head) is None
+
+
+def test_sniff_knows_mp3_without_id3_tag() -> None:
+    assert audio.sniff(b"\xff\xfb\x90\x64" + bytes(60)) == "audio/mpeg"
+
+
+# --- probe ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_probe_accepts_each_container_with_its_duration(
+    encoded: dict[str, Path], meeting_wav: Path, fmt: str
+) -> None:
+    assert audio.probe(encoded[fmt]) == pytest.approx(wav_seconds(meeting_wav), abs=0.1)
+
+
+def test_probe_refuses_text_file_renamed_webm(tmp_path: Path) -> None:
+    fake = tmp_path / "chunk.webm"
+    fake.write_text("this is not audio\n" * 200)
+    with pytest.raises(UnsupportedMedia) as err:
+        audio.probe(fake)
+    assert err.value.status == 415
+    assert "not an audio container" in err.value.message
+
+
+def test_probe_refuses_empty_file(tmp_path: Path) -> None:
+    empty = tmp_path / "chunk.ogg"
+    empty.touch()
+    with pytest.raises(UnsupportedMedia, match="empty"):
+        audio.probe(empty)
+
+
+def test_probe_refuses_wav_without_samples(tmp_path: Path) -> None:
+    silent = tmp_path / "none.wav"
+    with wave.open(str(silent), "wb") as w:
+        w.setparams((1, 2, 16000, 0, "NONE", "not compressed"))
+    with pytest.raises(UnsupportedMedia, match="no audio"):
+        audio.probe(silent)
+
+
+@pytest.mark.parametrize("fraction", [0.3, 0.5, 0.9])
+@pytest.mark.parametrize("fmt", ["webm", "ogg", "wav", "mp3", "m4a", "flac"])
+def test_probe_refuses_truncated_file(
+    encoded: dict[str, Path], tmp_path: Path, fmt: str, fraction: float
+) -> None:
+    truncated = cut(encoded[fmt], tmp_path / f"cut.{fmt}", fraction)
+    with pytest.raises(UnsupportedMedia):
+        audio.probe(truncated)
+
+
+def test_probe_refuses_ogg_cut_exactly_between_pages(
+    encoded: dict[str, Path], tmp_path: Path
+) -> None:
+    data = encoded["ogg"].read_bytes()
+    pages = [i for i in range(len(data)) if data.startswith(b"OggS", i)]
+    boundary = pages[len(pages) // 2]
+    truncated = tmp_path / "pages.ogg"
+    truncated.write_bytes(data[:boundary])
+    with pytest.raises(UnsupportedMedia, match="truncated"):
+        audio.probe(truncated)
+
+
+def test_probe_refuses_mp3_with_garbage_inside(encoded: dict[str, Path], tmp_path: Path) -> None:
+    data = bytearray(encoded["mp3"].read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 3000] = random.Random(7).randbytes(3000)
+    broken = tmp_path / "garbage.mp3"
+    broken.write_bytes(bytes(data))
+    with pytest.raises(UnsupportedMedia):
+        audio.probe(broken)
+
+
+def test_probe_refuses_audio_longer_than_the_limit(encoded: dict[str, Path]) -> None:
+    with pytest.raises(ValidationError) as err:
+        audio.probe(encoded["webm"], max_seconds=3)
+    assert err.value.code == "too_long"
+
+
+def test_probe_accepts_audio_within_the_limit(encoded: dict[str, Path]) -> None:
+    assert audio.probe(encoded["ogg"], max_seconds=30) > 5
+
+
+# --- normalize, duration, read_pcm ----------------------------------------------------------
+
+
+def test_normalize_writes_16k_mono_pcm(encoded: dict[str, Path], tmp_path: Path) -> None:
+    dst = tmp_path / "normalized.wav"
+    seconds = audio.normalize(encoded["webm"], dst)
+    with wave.open(str(dst), "rb") as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (16000, 1, 2)
+        assert w.getnframes() / 16000 == pytest.approx(seconds, abs=0.01)
+    assert seconds == pytest.approx(audio.probe(encoded["webm"]), abs=0.05)
+    assert not list(tmp_path.glob(".*.part"))
+
+
+def test_duration_of_our_ogg_excludes_opus_priming(
+    encoded: dict[str, Path], meeting_wav: Path
+) -> None:
+    assert audio.duration(encoded["ogg"]) == pytest.approx(wav_seconds(meeting_wav), abs=0.01)
+
+
+def test_read_pcm_whole_file_and_window(encoded: dict[str, Path], meeting_wav: Path) -> None:
+    whole = audio.read_pcm(encoded["flac"])
+    assert whole.dtype == np.float32 and whole.ndim == 1
+    assert len(whole) / 16000 == pytest.approx(wav_seconds(meeting_wav), abs=0.01)
+    assert 0.05 < float(np.abs(whole).max()) <= 1.0
+    window = audio.read_pcm(encoded["flac"], sr=8000, start=1.0, duration=2.0)
+    assert len(window) == 16000
+    np.testing.assert_allclose(
+        window[:100], audio.read_pcm(meeting_wav, sr=8000, start=1.0, duration=0.1)[:100], atol=1e-3
+    )
+
+
+def test_silence_is_a_normalized_wav_of_that_length(tmp_path: Path) -> None:
+    dst = tmp_path / "gap.wav"
+    assert audio.silence(2.345, dst) == pytest.approx(2.345, abs=1e-4)
+    with wave.open(str(dst), "rb") as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (16000, 1, 2)
+        assert not any(w.readframes(w.getnframes()))
+    assert audio.duration(dst) == pytest.approx(2.345, abs=1e-3)
+
+
+# --- split and concat -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ext", ["ogg", "wav"])
+def test_split_makes_decodable_pieces_that_add_up(
+    encoded: dict[str, Path], meeting_wav: Path, tmp_path: Path, ext: str
+) -> None:
+    total = wav_seconds(meeting_wav)
+    pieces = audio.split(encoded["mp3"], 2.5, tmp_path / "pieces", ext=ext)
+    assert [p.name for p in pieces] == [f"piece-{i:05d}.{ext}" for i in range(3)]
+    lengths = [audio.probe(p) for p in pieces]
+    assert lengths[0] == pytest.approx(2.5, abs=0.02)
+    assert lengths[1] == pytest.approx(2.5, abs=0.02)
+    assert lengths[2] < 2.5
+    assert sum(lengths) == pytest.approx(total, abs=0.2)
+
+
+def test_split_again_replaces_stale_pieces(
+    encoded: dict[str, Path], meeting_wav: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "pieces"
+    total = wav_seconds(meeting_wav)
+    assert len(audio.split(encoded["wav"], 1.0, out)) == math.ceil(total)
+    pieces = audio.split(encoded["wav"], 4.0, out)
+    assert sorted(out.glob("piece-*")) == pieces
+    assert len(pieces) == math.ceil(total / 4.0)
+
+
+def test_concat_duration_is_the_sum(encoded: dict[str, Path], tmp_path: Path) -> None:
+    gap = tmp_path / "gap.wav"
+    audio.silence(1.25, gap)
+    parts = [encoded["ogg"], encoded["mp3"], encoded["wav"], gap, encoded["m4a"]]
+    expected = sum(audio.probe(p) for p in parts)
+    merged = tmp_path / "merged.ogg"
+    assert audio.concat(parts, merged) == pytest.approx(expected, abs=0.1)
+    assert audio.probe(merged) == pytest.approx(expected, abs=0.1)
+    assert audio.sniff(merged.read_bytes()[:64]) == "audio/ogg"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gap.wav", "merged.ogg"]
+
+
+def test_concat_of_split_pieces_restores_the_length(
+    encoded: dict[str, Path], tmp_path: Path
+) -> None:
+    normalized = tmp_path / "n.wav"
+    total = audio.normalize(encoded["webm"], normalized)
+    pieces = audio.split(normalized, 2.0, tmp_path / "pieces", ext="wav")
+    assert audio.concat(pieces, tmp_path / "again.ogg") == pytest.approx(total, abs=0.05)
+
+
+class ChildPeakRss:
+    """Polls the peak RSS (VmHWM) of this process's children while the block runs.
+
+    `RUSAGE_CHILDREN` cannot tell us this: Linux counts a child's pre-exec image, which is a
+    copy of the (large) pytest process, so it reports pytest's size rather than ffmpeg's.
+    """
+
+    def __init__(self) -> None:
+        self.peak_mb = 0.0
+        self.samples = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> ChildPeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        me = str(os.getpid())
+        while not self._done.wait(0.05):
+            for stat in Path("/proc").glob("[0-9]*/stat"):
+                try:
+                    if stat.read_text().rsplit(")", 1)[1].split()[1] != me:
+                        continue
+                    status = (stat.parent / "status").read_text()
+                except (OSError, IndexError):
+                    continue
+                for line in status.splitlines():
+                    if line.startswith("VmHWM:"):
+                        self.peak_mb = max(self.peak_mb, int(line.split()[1]) / 1024)
+                        self.samples += 1
+
+
+@pytest.mark.slow
+def test_concat_of_an_hour_runs_in_the_ffmpeg_child_with_flat_memory(tmp_path: Path) -> None:
+    hour = tmp_path / "hour.wav"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+         "anoisesrc=r=16000:d=3600:a=0.05", "-ac", "1", "-c:a", "pcm_s16le", str(hour)],
+        check=True, timeout=120,
+    )  # fmt: skip
+    before = rss_mb()
+    with ChildPeakRss() as child:
+        seconds = audio.concat([hour], tmp_path / "hour.ogg")
+    after = rss_mb()
+    print(f"concat 60 min: ffmpeg peak RSS {child.peak_mb:.0f} MB, ours {before:.0f}->{after:.0f}")
+    assert seconds == pytest.approx(3600, abs=0.1)
+    assert child.samples > 0
+    assert child.peak_mb < 200
+    assert after - before < 20

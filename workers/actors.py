@@ -1,0 +1,90 @@
+"""Thin Dramatiq actors: parse ids, call one `mina` function, return.
+
+Retries are explicit per actor. Chunk transcription retries transient errors through Dramatiq
+(backoff from settings) and records the final failure itself, returning normally so group
+callbacks fire. Post-processing tasks retry inside `mina` (tenacity) and never raise.
+`TimeLimitExceeded` derives from BaseException: it is caught by name.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+from dramatiq.middleware import CurrentMessage, TimeLimitExceeded
+
+from mina.errors import PermanentError, TransientError
+from mina.pipeline import barrier, post, transcribe, work
+from workers.broker import broker
+from workers.services import services
+
+log = logging.getLogger(__name__)
+
+_settings = services().settings
+_ASR_QUEUE = "cpu" if _settings.transcriber in ("local", "simulated") else "network"
+_RETRIES = max(0, _settings.chunk_max_attempts)
+
+
+def _last_try() -> bool:
+    message = CurrentMessage.get_current_message()
+    if message is None:
+        return True
+    return int(message.options.get("retries", 0)) >= _RETRIES
+
+
+def _retry_transient(retries: int, exc: BaseException) -> bool:
+    return isinstance(exc, TransientError) and retries < _RETRIES
+
+
+@dramatiq.actor(
+    broker=broker,
+    queue_name=_ASR_QUEUE,
+    max_retries=_RETRIES,
+    retry_when=_retry_transient,
+    throws=(PermanentError,),
+    time_limit=int(_settings.transcribe_time_limit_seconds * 1000),
+)
+def transcribe_chunk(chunk_id: str) -> None:
+    svc = services()
+    try:
+        transcribe.run_chunk(chunk_id, svc, last_try=_last_try())
+    except TimeLimitExceeded:
+        transcribe.handle_interrupt(chunk_id, svc, "time limit exceeded", last_try=_last_try())
+
+
+@dramatiq.actor(
+    broker=broker,
+    queue_name=_ASR_QUEUE,
+    max_retries=_RETRIES,
+    retry_when=_retry_transient,
+    time_limit=int(_settings.transcribe_time_limit_seconds * 1000),
+)
+def transcribe_piece(chunk_id: str, piece: int) -> None:
+    transcribe.run_piece(chunk_id, piece, services(), last_try=_last_try())
+
+
+@dramatiq.actor(broker=broker, queue_name=_ASR_QUEUE, max_retries=3, min_backoff=1000)
+def assemble_chunk(chunk_id: str) -> None:
+    transcribe.assemble(chunk_id, services())
+
+
+@dramatiq.actor(broker=broker, queue_name="network", max_retries=3, min_backoff=1000)
+def settle(conversation_id: str) -> None:
+    barrier.settle(conversation_id, services().dispatcher)
+
+
+def _post_task(conversation_id: str, name: str) -> None:
+    work.execute(conversation_id, name, services(), interrupts=(TimeLimitExceeded,))
+
+
+post_task_cpu = dramatiq.actor(
+    actor_name="post_task_cpu", broker=broker, queue_name="cpu", max_retries=0
+)(_post_task)
+post_task_network = dramatiq.actor(
+    actor_name="post_task_network", broker=broker, queue_name="network", max_retries=0
+)(_post_task)
+
+
+@dramatiq.actor(broker=broker, queue_name="network", max_retries=3, min_backoff=1000)
+def reveal(conversation_id: str) -> None:
+    post.reveal(conversation_id, services().settings)

@@ -1,0 +1,88 @@
+"""The one place the Dramatiq broker is built.
+
+`MINA_BROKER_URL` decides: `redis://…` → RedisBroker, `amqp://…` → RabbitmqBroker, unset → the
+in-process StubBroker of the embedded mode. Middleware is listed explicitly. GroupCallbacks gets
+a backend every process shares (Redis); a StubBackend only when everything runs in one process,
+because a barrier key missing from the backend counts as reached (DESIGN §10).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import (
+    AgeLimit,
+    Callbacks,
+    CurrentMessage,
+    GroupCallbacks,
+    Middleware,
+    Pipelines,
+    Retries,
+    ShutdownNotifications,
+    TimeLimit,
+)
+from dramatiq.rate_limits.backend import RateLimiterBackend
+from dramatiq.rate_limits.backends import RedisBackend, StubBackend
+
+from mina.errors import ConfigurationError
+from mina.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+QUEUES = ("cpu", "network")
+
+
+def rate_limiter_backend(settings: Settings) -> RateLimiterBackend:
+    redis_url = settings.resolved_redis_url
+    if redis_url:
+        return RedisBackend(url=redis_url)
+    if settings.broker_url:
+        raise ConfigurationError(
+            "MINA_REDIS_URL is required with a RabbitMQ broker: group callbacks need a "
+            "backend shared by every worker process"
+        )
+    return StubBackend()
+
+
+def middleware(settings: Settings, backend: RateLimiterBackend) -> list[Middleware]:
+    return [
+        AgeLimit(max_age=24 * 3600 * 1000),
+        TimeLimit(time_limit=int(settings.transcribe_time_limit_seconds * 1000), interval=250),
+        ShutdownNotifications(),
+        Callbacks(),
+        Pipelines(),
+        Retries(
+            max_retries=settings.chunk_max_attempts,
+            min_backoff=settings.retry_min_backoff_ms,
+            max_backoff=settings.retry_max_backoff_ms,
+        ),
+        GroupCallbacks(backend),
+        CurrentMessage(),
+    ]
+
+
+def build_broker(settings: Settings | None = None) -> dramatiq.Broker:
+    settings = settings or get_settings()
+    url = settings.broker_url
+    mw = middleware(settings, rate_limiter_backend(settings))
+    broker: dramatiq.Broker
+    if not url:
+        broker = StubBroker(middleware=mw, fail_fast_default=False)
+    elif url.startswith(("redis://", "rediss://")):
+        broker = RedisBroker(url=url, middleware=mw)
+    elif url.startswith(("amqp://", "amqps://")):
+        broker = RabbitmqBroker(url=url, middleware=mw)
+    else:
+        raise ConfigurationError(f"MINA_BROKER_URL must start with redis:// or amqp://: {url!r}")
+    for queue in QUEUES:
+        broker.declare_queue(queue)
+    log.info("broker %s with queues %s", type(broker).__name__, ", ".join(QUEUES))
+    return broker
+
+
+broker = build_broker()
+dramatiq.set_broker(broker)
