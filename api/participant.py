@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from flask import Blueprint, Response, jsonify, request
+from pydantic import BaseModel
 from spectree import Response as Resp
 
 from api.auth import bearer, operator_token, require_operator
@@ -28,9 +31,21 @@ from mina.errors import ValidationError
 from mina.pipeline import finish as finish_service
 from mina.transcript import FORMATS, MIMETYPES
 
+M = TypeVar("M", bound=BaseModel)
+
 bp = Blueprint("participant", __name__, url_prefix="/api/conversations")
 
 ERRORS = {f"HTTP_{c}": ErrorResponse for c in (400, 401, 403, 404, 409)}
+
+
+def json_body(model: type[M]) -> M:
+    """The request's JSON validated by `model`; no body is `{}`, a malformed one is 400."""
+    if not request.get_data(cache=True):
+        return model.model_validate({})
+    raw = request.get_json(silent=True)
+    if raw is None:
+        raise ValidationError("the request body is not valid JSON", code="malformed_json")
+    return model.model_validate(raw)
 
 
 def _authorized(conversation_id: str) -> conversations.Conversation:
@@ -44,7 +59,7 @@ def create() -> tuple[Response, int]:
     svc = services()
     if svc.settings.create_requires_operator:
         require_operator()
-    body = CreateConversation.model_validate(request.get_json(silent=True) or {})
+    body = json_body(CreateConversation)
     with session_scope() as session:
         conv, token = conversations.create(session, body.title)
         out = {
@@ -101,7 +116,7 @@ def upload_chunk(conversation_id: str) -> tuple[Response, int]:
 @spec.validate(json=FinishRequest, resp=Resp(HTTP_202=Accepted, **ERRORS))
 def finish(conversation_id: str) -> tuple[Response, int]:
     _authorized(conversation_id)
-    body = FinishRequest.model_validate(request.get_json(silent=True) or {})
+    body = json_body(FinishRequest)
     out = finish_service.finish(conversation_id, body.expected_chunks, services().dispatcher)
     out.pop("changed")
     return jsonify(out), 202

@@ -15,6 +15,7 @@ import re
 import struct
 import subprocess
 import tempfile
+import uuid
 import wave
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,6 +55,7 @@ _DEMUXERS = {
     "audio/mp4": "mov",
     "audio/flac": "flac",
 }
+_MONO = ["-ac", "1", "-ar", str(SAMPLE_RATE)]
 _ERROR_PREFIX = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")
 
 
@@ -109,9 +111,14 @@ def _ffmpeg(args: Sequence[str], *, timeout: float, what: str) -> None:
         raise PermanentError(f"could not {what}: {_first_error(proc.stderr)}")
 
 
+def _part_path(dst: Path) -> Path:
+    """A hidden sibling unique to this call, so two runs at once never share a half file."""
+    return dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:12]}.part")
+
+
 def _replace_from_part(dst: Path, args: Sequence[str], *, timeout: float, what: str) -> None:
     """Write `dst` through a temporary sibling: a crash never leaves half a file under its name."""
-    part = dst.with_name(f".{dst.name}.part")
+    part = _part_path(dst)
     try:
         _ffmpeg([*args, str(part)], timeout=timeout, what=what)
         os.replace(part, dst)
@@ -149,20 +156,8 @@ def sniff(head: bytes) -> str | None:
 
 def _declared_seconds(path: Path, demuxer: str, timeout: float) -> float | None:
     """The duration the container states (None when unknown or only guessed from bitrate)."""
-    cmd = [
-        FFPROBE,
-        "-v",
-        "warning",
-        "-hide_banner",
-        "-f",
-        demuxer,
-        "-i",
-        str(path),
-        "-show_entries",
-        "format=duration:stream=codec_type",
-        "-of",
-        "json",
-    ]
+    cmd = [FFPROBE, "-v", "warning", "-hide_banner", "-f", demuxer, "-i", str(path)]
+    cmd += ["-show_entries", "format=duration:stream=codec_type", "-of", "json"]
     proc = _run(cmd, timeout=timeout, what="probe audio")
     if proc.returncode != 0:
         raise UnsupportedMedia(f"not a readable audio file: {_first_error(proc.stderr, path)}")
@@ -270,16 +265,8 @@ def _check_length(seconds: float, max_seconds: float) -> None:
 def duration(path: StrPath, *, timeout: float = PROBE_TIMEOUT) -> float:
     """Duration of a file we produced (ffprobe; decodes only when the container does not say)."""
     path = Path(path)
-    cmd = [
-        FFPROBE,
-        "-v",
-        "error",
-        "-show_entries",
-        "format=duration",
-        "-of",
-        "default=noprint_wrappers=1:nokey=1",
-        str(path),
-    ]
+    cmd = [FFPROBE, "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"]
+    cmd.append(str(path))
     proc = _run(cmd, timeout=timeout, what="measure audio")
     if proc.returncode != 0:
         raise PermanentError(f"could not measure audio: {_first_error(proc.stderr, path)}")
@@ -307,18 +294,7 @@ def _opus_pre_skip(path: Path) -> float:
 def normalize(src: StrPath, dst: StrPath, *, timeout: float = WORK_TIMEOUT) -> float:
     """Write `dst` as 16 kHz mono PCM s16le WAV; returns its duration."""
     dst = Path(dst)
-    args = [
-        "-i",
-        str(src),
-        "-map",
-        "0:a:0",
-        "-vn",
-        "-ac",
-        "1",
-        "-ar",
-        str(SAMPLE_RATE),
-        *_codec_args(".wav", ""),
-    ]
+    args = ["-i", str(src), "-map", "0:a:0", "-vn", *_MONO, *_codec_args(".wav", "")]
     _replace_from_part(dst, args, timeout=timeout, what="normalize audio")
     return duration(dst)
 
@@ -327,7 +303,7 @@ def silence(seconds: float, dst: StrPath) -> float:
     """Write `seconds` of silence as a normalized WAV (a stand-in for a chunk that failed)."""
     dst = Path(dst)
     frames = max(0, round(seconds * SAMPLE_RATE))
-    part = dst.with_name(f".{dst.name}.part")
+    part = _part_path(dst)
     block = bytes(2 * SAMPLE_RATE)
     with wave.open(str(part), "wb") as out:
         out.setparams((1, 2, SAMPLE_RATE, 0, "NONE", "not compressed"))
@@ -394,24 +370,22 @@ def split(
         pieces = [out / f"piece-{i:05d}.{ext}" for i in range(count)]
         for i, piece in enumerate(pieces):
             window = ["-t", f"{seconds:.6f}"] if i < count - 1 else []
-            args = [
-                "-ss",
-                f"{i * seconds:.6f}",
-                "-i",
-                str(wav),
-                *window,
-                "-ac",
-                "1",
-                "-ar",
-                str(SAMPLE_RATE),
-                *_codec_args(f".{ext}", bitrate),
-            ]
+            args = ["-ss", f"{i * seconds:.6f}", "-i", str(wav), *window, *_MONO]
+            args += _codec_args(f".{ext}", bitrate)
             _replace_from_part(piece, args, timeout=timeout, what="split audio")
     for stale in out.glob(f"piece-*.{ext}"):
         if stale not in pieces:
             stale.unlink()
     log.info("split %s (%.1fs) into %d pieces of %.1fs", src.name, total, count, seconds)
     return pieces
+
+
+def _normalized(src: Path, spare: Path, timeout: float) -> Path:
+    """`src` itself when it is a normalized WAV, else its normalized copy at `spare`."""
+    if _is_normalized_wav(src):
+        return src
+    normalize(src, spare, timeout=timeout)
+    return spare
 
 
 def _concat_list(paths: Sequence[Path], listing: Path) -> None:
@@ -435,25 +409,13 @@ def concat(
         raise ValueError("nothing to concatenate")
     dst = Path(dst)
     with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".concat-") as tmp:
-        wavs: list[Path] = []
-        for i, p in enumerate(map(Path, paths)):
-            if not _is_normalized_wav(p):
-                normalize(p, Path(tmp) / f"{i:05d}.wav", timeout=timeout)
-                p = Path(tmp) / f"{i:05d}.wav"
-            wavs.append(p)
+        wavs = [
+            _normalized(Path(p), Path(tmp) / f"{i:05d}.wav", timeout) for i, p in enumerate(paths)
+        ]
         listing = Path(tmp) / "list.ffconcat"
         _concat_list(wavs, listing)
-        args = [
-            "-f",
-            "concat",
-            "-safe",
-            "0",
-            "-i",
-            str(listing),
-            "-map",
-            "0:a:0",
-            *_codec_args(dst.suffix, bitrate),
-        ]
+        args = ["-f", "concat", "-safe", "0", "-i", str(listing), "-map", "0:a:0"]
+        args += _codec_args(dst.suffix, bitrate)
         _replace_from_part(dst, args, timeout=timeout, what="concatenate audio")
     seconds = duration(dst)
     log.info("concatenated %d files into %s (%.1fs)", len(paths), dst.name, seconds)
@@ -477,24 +439,7 @@ def read_pcm(
     window = ["-t", f"{duration:.6f}"] if duration is not None else []
     with tempfile.TemporaryDirectory(dir=tmp_dir, prefix="mina-pcm-") as tmp:
         raw = Path(tmp) / "samples.f32"
-        _ffmpeg(
-            [
-                "-ss",
-                f"{start:.6f}",
-                "-i",
-                str(path),
-                *window,
-                "-map",
-                "0:a:0",
-                "-ac",
-                "1",
-                "-ar",
-                str(sr),
-                "-f",
-                "f32le",
-                str(raw),
-            ],
-            timeout=timeout,
-            what="read audio samples",
-        )
+        args = ["-ss", f"{start:.6f}", "-i", str(path), *window, "-map", "0:a:0"]
+        args += ["-ac", "1", "-ar", str(sr), "-f", "f32le", str(raw)]
+        _ffmpeg(args, timeout=timeout, what="read audio samples")
         return np.fromfile(raw, dtype="<f4").astype(np.float32, copy=False)

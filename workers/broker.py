@@ -68,16 +68,16 @@ def middleware(settings: Settings, backend: RateLimiterBackend) -> list[Middlewa
 def build_broker(settings: Settings | None = None) -> dramatiq.Broker:
     settings = settings or get_settings()
     url = settings.broker_url
+    if url and not url.startswith(("redis://", "rediss://", "amqp://", "amqps://")):
+        raise ConfigurationError(f"MINA_BROKER_URL must start with redis:// or amqp://: {url!r}")
     mw = middleware(settings, rate_limiter_backend(settings))
     broker: dramatiq.Broker
     if not url:
         broker = StubBroker(middleware=mw, fail_fast_default=False)
     elif url.startswith(("redis://", "rediss://")):
         broker = RedisBroker(url=url, middleware=mw)
-    elif url.startswith(("amqp://", "amqps://")):
-        broker = RabbitmqBroker(url=url, middleware=mw)
     else:
-        raise ConfigurationError(f"MINA_BROKER_URL must start with redis:// or amqp://: {url!r}")
+        broker = RabbitmqBroker(url=url, middleware=mw)
     for queue in QUEUES:
         broker.declare_queue(queue)
     log.info("broker %s with queues %s", type(broker).__name__, ", ".join(QUEUES))

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from mina import audio
-from mina.errors import UnsupportedMedia, ValidationError
+from mina.errors import PermanentError, UnsupportedMedia, ValidationError
 
 EXPECTED_MIME = {
     "wav": "audio/wav",
@@ -154,6 +154,14 @@ def test_normalize_writes_16k_mono_pcm(encoded: dict[str, Path], tmp_path: Path)
         assert w.getnframes() / 16000 == pytest.approx(seconds, abs=0.01)
     assert seconds == pytest.approx(audio.probe(encoded["webm"]), abs=0.05)
     assert not list(tmp_path.glob(".*.part"))
+
+
+def test_normalize_of_garbage_is_permanent_and_leaves_no_file(tmp_path: Path) -> None:
+    src = tmp_path / "junk.ogg"
+    src.write_bytes(b"OggS" + random.Random(3).randbytes(5000))
+    with pytest.raises(PermanentError):
+        audio.normalize(src, tmp_path / "out.wav")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.ogg"]
 
 
 def test_duration_of_our_ogg_excludes_opus_priming(

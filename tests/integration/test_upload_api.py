@@ -1,0 +1,214 @@
+"""Participant API: auth, request shapes, and every bad upload refused with nothing left behind."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from mina.db import session_scope
+from mina.models import Chunk
+from tests.fixtures.stack import OPERATOR, bearer
+
+pytestmark = pytest.mark.embedded
+
+
+@pytest.fixture(scope="module")
+def ogg(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    path = tmp_path_factory.mktemp("audio") / "tone.ogg"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=3",
+         "-c:a", "libopus", "-b:a", "24k", str(path)],
+        check=True,
+    )
+    return path.read_bytes()
+
+
+def create(client: Any) -> tuple[str, dict[str, str]]:
+    body = client.post("/api/conversations", json={}).get_json()
+    return body["id"], bearer(body["token"])
+
+
+def post_chunk(client: Any, cid: str, auth: dict[str, str], index: Any, data: bytes,
+               name: str = "c.ogg") -> Any:
+    return client.post(
+        f"/api/conversations/{cid}/chunks",
+        data={"index": str(index), "file": (io.BytesIO(data), name)},
+        headers=auth,
+        content_type="multipart/form-data",
+    )
+
+
+def rows(cid: str) -> int:
+    with session_scope() as s:
+        return int(s.scalar(select(func.count()).select_from(Chunk)
+                            .where(Chunk.conversation_id == cid)) or 0)
+
+
+def blobs(app: Any, cid: str) -> list[str]:
+    return [b.key for b in app.extensions["mina"].storage.list(f"conversations/{cid}/")]
+
+
+def assert_error(r: Any, status: int, code: str | None = None) -> None:
+    assert r.status_code == status, r.get_data(as_text=True)
+    body = r.get_json()
+    assert set(body) == {"error"} and {"code", "message"} <= set(body["error"])
+    if code:
+        assert body["error"]["code"] == code
+
+
+def test_create_returns_token_once_and_link(client: Any) -> None:
+    r = client.post("/api/conversations", json={"title": "Planning"})
+    assert r.status_code == 201
+    body = r.get_json()
+    assert body["title"] == "Planning" and len(body["token"]) > 20
+    assert body["participant_url"].endswith(f"/c/{body['id']}?token={body['token']}")
+    status = client.get(f"/api/conversations/{body['id']}", headers=bearer(body["token"]))
+    assert status.status_code == 200 and "token" not in status.get_json()
+
+
+def test_auth_none_401_other_conversation_403_unknown_404_operator_ok(client: Any) -> None:
+    cid, auth = create(client)
+    _, other = create(client)
+    assert_error(client.get(f"/api/conversations/{cid}"), 401, "unauthorized")
+    assert_error(client.get(f"/api/conversations/{cid}", headers=other), 403, "forbidden")
+    assert_error(client.get("/api/conversations/nope", headers=auth), 404, "not_found")
+    assert client.get(f"/api/conversations/{cid}", headers=OPERATOR).status_code == 200
+
+
+def test_malformed_json_and_unknown_fields_are_400(client: Any) -> None:
+    cid, auth = create(client)
+    r = client.post(f"/api/conversations/{cid}/finish", data="{not json",
+                    headers={**auth, "Content-Type": "application/json"})
+    assert_error(r, 400)
+    assert_error(client.post("/api/conversations", json={"title": 5, "x": 1}), 400)
+    r = client.post(f"/api/conversations/{cid}/finish", json={"expected_chunks": -1}, headers=auth)
+    assert_error(r, 400)
+
+
+@pytest.mark.parametrize(
+    ("index", "data", "name", "status", "code"),
+    [
+        ("x", None, "c.ogg", 400, "bad_index"),
+        (-1, None, "c.ogg", 400, "bad_index"),
+        (0, b"hello, this is a text file\n" * 20, "notes.webm", 415, "unsupported_media"),
+        (0, b"", "empty.ogg", 415, "unsupported_media"),
+        (0, "truncated", "cut.ogg", 415, "unsupported_media"),
+    ],
+)
+def test_bad_uploads_leave_no_row_and_no_blob(
+    client: Any, app: Any, ogg: bytes, index: Any, data: Any, name: str, status: int, code: str
+) -> None:
+    cid, auth = create(client)
+    payload = ogg if data is None else ogg[: len(ogg) // 2] if data == "truncated" else data
+    assert_error(post_chunk(client, cid, auth, index, payload, name), status, code)
+    assert rows(cid) == 0 and blobs(app, cid) == []
+
+
+def test_too_large_is_413_and_stores_nothing(client: Any, app: Any, env: Any, ogg: bytes) -> None:
+    env(max_chunk_bytes=len(ogg) - 1)
+    from api import create_app
+    from mina.settings import get_settings
+
+    small = create_app(get_settings()).test_client()
+    cid, auth = create(small)
+    assert_error(post_chunk(small, cid, auth, 0, ogg), 413, "too_large")
+    assert rows(cid) == 0 and blobs(app, cid) == []
+
+
+def test_same_bytes_200_other_bytes_409_after_finish_409(client: Any, app: Any, ogg: bytes,
+                                                         tmp_path: Path) -> None:
+    cid, auth = create(client)
+    first = post_chunk(client, cid, auth, 0, ogg)
+    assert first.status_code == 202
+    again = post_chunk(client, cid, auth, 0, ogg)
+    assert again.status_code == 200 and again.get_json()["id"] == first.get_json()["id"]
+    other = tmp_path / "other.ogg"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=300:duration=2",
+                    "-c:a", "libopus", str(other)], check=True)
+    assert_error(post_chunk(client, cid, auth, 0, other.read_bytes()), 409, "index_taken")
+    assert rows(cid) == 1 and len(blobs(app, cid)) == 1
+    assert client.post(f"/api/conversations/{cid}/finish", json={}, headers=auth).status_code == 202
+    assert_error(post_chunk(client, cid, auth, 1, other.read_bytes()), 409, "finished")
+    assert rows(cid) == 1 and len(blobs(app, cid)) == 1
+
+
+def test_late_chunk_announced_by_finish_is_accepted(client: Any, ogg: bytes) -> None:
+    cid, auth = create(client)
+    assert post_chunk(client, cid, auth, 0, ogg).status_code == 202
+    r = client.post(f"/api/conversations/{cid}/finish", json={"expected_chunks": 2}, headers=auth)
+    assert r.status_code == 202 and r.get_json()["expected_chunks"] == 2
+    assert post_chunk(client, cid, auth, 1, ogg[:-0] or ogg).status_code in (200, 202)
+    view = client.get(f"/api/conversations/{cid}", headers=auth).get_json()
+    assert view["chunks"]["total"] == 2 and view["is_finished"] is True
+
+
+def test_finish_twice_changes_nothing(client: Any) -> None:
+    cid, auth = create(client)
+    one = client.post(f"/api/conversations/{cid}/finish", json={}, headers=auth)
+    two = client.post(f"/api/conversations/{cid}/finish", json={}, headers=auth)
+    assert one.status_code == two.status_code == 202
+    for key in ("id", "is_finished", "expected_chunks"):
+        assert one.get_json()[key] == two.get_json()[key]
+    events = client.get(f"/api/conversations/{cid}/events", headers=auth).get_json()["events"]
+    types = [e["type"] for e in events]
+    assert types.count("conversation_finished") == 1
+    assert types.count("transcription_complete") == 1  # no audio: transcription_failed, once
+    three = client.post(f"/api/conversations/{cid}/finish", json={}, headers=auth)
+    assert three.get_json()["status"] == "transcription_failed"
+    again = client.get(f"/api/conversations/{cid}/events", headers=auth).get_json()["events"]
+    assert len(again) == len(events)
+
+
+def test_broker_down_still_answers_202_and_keeps_the_chunk_queued(
+    env: Any, ogg: bytes, app: Any
+) -> None:
+    from api import create_app
+    from mina.settings import get_settings
+
+    if get_settings().embedded:
+        pytest.skip("the embedded StubBroker cannot be unreachable")
+    env(broker_url="redis://127.0.0.1:1/0")  # nothing listens there
+    down = create_app(get_settings())
+    down.extensions["mina"].dispatcher = _UnreachableDispatcher()
+    client = down.test_client()
+    cid, auth = create(client)
+    r = post_chunk(client, cid, auth, 0, ogg)
+    assert r.status_code == 202 and r.get_json()["status"] == "queued"
+    assert rows(cid) == 1
+
+
+class _UnreachableDispatcher:
+    """The real Dramatiq dispatcher pointed at a Redis port where nothing listens."""
+
+    def __init__(self) -> None:
+        from dramatiq.brokers.redis import RedisBroker
+
+        from workers.dispatch import DramatiqDispatcher
+
+        self._broker = RedisBroker(url="redis://127.0.0.1:1/0")
+        self._inner = DramatiqDispatcher()
+
+    def transcribe(self, chunk_ids: list[str]) -> None:
+        import redis
+
+        from mina.errors import TransientError
+
+        try:
+            self._broker.client.ping()
+        except redis.exceptions.ConnectionError as exc:
+            raise TransientError(f"broker unreachable: {exc}") from exc
+
+
+def test_openapi_document_lists_the_participant_api(client: Any) -> None:
+    spec = client.get("/openapi.json").get_json()
+    paths = spec["paths"]
+    assert "/api/conversations" in paths
+    assert "post" in paths["/api/conversations/{conversation_id}/chunks"]
+    assert "/api/conversations/{conversation_id}/finish" in paths
+    schemas = spec["components"]["schemas"]
+    assert any("CreateConversation" in k for k in schemas)
