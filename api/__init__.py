@@ -10,7 +10,8 @@ from flask import Flask
 from api import errors
 from api.context import AppServices
 from api.extensions import socketio, spec
-from mina import db
+from mina import db, events
+from mina.realtime import SocketIOEmitter, build_manager
 from mina.settings import Settings, get_settings
 from mina.storage import build_storage
 
@@ -43,12 +44,33 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app.register_blueprint(health.bp)
     app.register_blueprint(participant.bp)
+    from api import pages
+
+    app.register_blueprint(pages.bp)
+    from api import operator as operator_api
+    from api import results, sse
+
+    app.register_blueprint(results.bp)
+    app.register_blueprint(sse.bp)
+    app.register_blueprint(operator_api.bp)
+    from api import metrics, uploads, webhooks
+
+    app.register_blueprint(uploads.bp)
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(metrics.bp)
     errors.register(app)
     spec.register(app)
     socketio.init_app(
         app,
-        message_queue=settings.resolved_socketio_queue_url,
+        client_manager=build_manager(settings),  # Redis message queue, or in-process
         async_mode="threading",
         cors_allowed_origins=[],
+    )
+    from api import realtime as socket_handlers
+
+    socket_handlers.register(socketio)
+    events.relay.set_emitter(
+        SocketIOEmitter(socketio.server),
+        dashboard_interval=settings.realtime_dashboard_interval_seconds,
     )
     return app

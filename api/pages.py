@@ -33,7 +33,8 @@ from mina.db import session_scope
 from mina.errors import Forbidden, NotFound, Unauthorized
 from mina.settings import Settings
 
-bp = Blueprint("pages", __name__)  # templates and static files are the app's: api/templates, api/static
+# Templates and static files are the app's own: api/templates, api/static.
+bp = Blueprint("pages", __name__)
 log = logging.getLogger(__name__)
 
 CSP = (
@@ -162,7 +163,9 @@ def login() -> tuple[str, int]:
         return _error_page(
             503, "Dashboard disabled", "Set MINA_OPERATOR_TOKEN to enable the operator dashboard."
         )
-    return render_template("login.html", next=_safe_next(request.args.get("next")), csrf=_csrf()), 200
+    return render_template(
+        "login.html", next=_safe_next(request.args.get("next")), csrf=_csrf()
+    ), 200
 
 
 @bp.post("/login")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from mina.insights.schemas import AnalyticsResult
 
 
 class Strict(BaseModel):
@@ -106,3 +108,194 @@ class Accepted(BaseModel):
     status: str
     is_finished: bool
     expected_chunks: int | None
+
+
+# Realtime (docs/realtime.md)
+
+
+class JoinRequest(BaseModel):
+    """Socket.IO `join`: a conversation's room, or `room: "operators"`."""
+
+    conversation_id: str | None = Field(None, min_length=1, max_length=64)
+    room: Literal["operators"] | None = None
+    token: str | None = Field(None, max_length=500)
+    after: int = Field(0, ge=0)
+
+
+class LeaveRequest(BaseModel):
+    conversation_id: str | None = Field(None, min_length=1, max_length=64)
+    room: Literal["operators"] | None = None
+
+
+class EventStreamQuery(BaseModel):
+    """`Last-Event-ID` (header) wins over `after`; `token` if no Authorization header."""
+
+    after: int = Field(0, ge=0)
+    token: str | None = None
+
+
+# Operator API (docs/operator-api.md)
+
+CONVERSATION_STATUSES = ("recording", "finished", "transcribed", "transcription_failed")
+PROCESSING_STATUSES = ("pending", "running", "ready", "partial", "failed")
+
+
+def _csv(value: str | None, allowed: tuple[str, ...], name: str) -> tuple[str, ...]:
+    items = tuple(v.strip() for v in (value or "").split(",") if v.strip())
+    bad = [v for v in items if v not in allowed]
+    if bad:
+        raise ValueError(f"{name} must be among {', '.join(allowed)}; got {', '.join(bad)}")
+    return items
+
+
+class OperatorListQuery(BaseModel):
+    status: str | None = Field(None, description="comma-separated conversation statuses")
+    processing_status: str | None = Field(None, description="comma-separated")
+    stuck: bool = Field(False, description="not terminal and idle for > stuck_seconds")
+    failed: bool = Field(False, description="a failed chunk or task, or a failed/partial result")
+    stuck_seconds: float | None = Field(None, gt=0)
+    limit: int = Field(50, ge=1, le=200)
+    offset: int = Field(0, ge=0)
+    cursor: str | None = Field(None, max_length=300)
+    token: str | None = None
+
+    @field_validator("status")
+    @classmethod
+    def _statuses(cls, value: str | None) -> str | None:
+        _csv(value, CONVERSATION_STATUSES, "status")
+        return value
+
+    @field_validator("processing_status")
+    @classmethod
+    def _processing(cls, value: str | None) -> str | None:
+        _csv(value, PROCESSING_STATUSES, "processing_status")
+        return value
+
+    def statuses(self) -> tuple[str, ...]:
+        return _csv(self.status, CONVERSATION_STATUSES, "status")
+
+    def processing_statuses(self) -> tuple[str, ...]:
+        return _csv(self.processing_status, PROCESSING_STATUSES, "processing_status")
+
+
+class ChunkCounts(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    total: int
+    queued: int
+    processing: int
+    transcribed: int
+    failed: int
+
+
+class ConversationRow(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    title: str
+    status: str
+    processing_status: str
+    progress: int
+    is_finished: bool
+    expected_chunks: int | None
+    chunks: ChunkCounts
+    failed_tasks: list[str]
+    created_at: str
+    last_activity_at: str | None
+    revealed_at: str | None
+    reveal_count: int
+    age_seconds: float
+    idle_seconds: float
+    stuck: bool
+
+
+class ConversationList(BaseModel):
+    conversations: list[ConversationRow]
+    total: int
+    limit: int
+    offset: int
+    next_cursor: str | None
+
+
+class ChunkDetail(BaseModel):
+    id: str
+    index: int
+    status: str
+    attempts: int
+    error: str | None
+    error_kind: str | None
+    duration: float | None
+    size: int
+    mime: str
+    created_at: str | None
+    queued_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    transcribe_seconds: float | None
+
+
+class TaskDetail(BaseModel):
+    name: str
+    status: str
+    attempts: int
+    error: str | None
+    started_at: str | None
+    finished_at: str | None
+    duration_ms: int | None
+
+
+class TimelineEvent(BaseModel):
+    id: int
+    type: str
+    created_at: str | None
+    emitted_at: str | None
+    payload: dict[str, Any]
+    omitted: list[str] = Field(description="large payload fields left out (see …/events)")
+
+
+class ConversationDetail(BaseModel):
+    conversation: ConversationRow
+    chunks: list[ChunkDetail]
+    tasks: list[TaskDetail]
+    events: list[TimelineEvent]
+    results: dict[str, bool]
+
+
+class Timing(BaseModel):
+    count: int
+    p50: float | None
+    p95: float | None
+
+
+class StatsOut(BaseModel):
+    conversations: dict[str, Any]
+    chunks: dict[str, int]
+    tasks: dict[str, int]
+    queues: dict[str, dict[str, int | None]] | None
+    timings: dict[str, Timing]
+    generated_at: str | None
+
+
+class RetryRequest(Strict):
+    what: Literal["chunks", "tasks", "all"] = "all"
+
+
+class RetryOut(BaseModel):
+    id: str
+    chunks: list[int] = Field(description="indices of the chunks queued again")
+    tasks: list[str] = Field(description="post-processing tasks queued again")
+    reopened: bool
+    status: str
+    processing_status: str
+
+
+class FinishOut(Accepted):
+    changed: bool
+
+
+class AnalyticsOut(AnalyticsResult):
+    """The analytics task's result (`mina.insights.schemas.AnalyticsResult`) as stored."""
+
+    model_config = ConfigDict(extra="allow")
+
+    diarized: bool | None = Field(None, description="speakers came from diarization")

@@ -7,6 +7,7 @@ import hmac
 import logging
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -91,14 +92,22 @@ class FinishOutcome:
 
 
 def finish(
-    session: Session, conversation_id: str, expected_chunks: int | None = None
+    session: Session,
+    conversation_id: str,
+    expected_chunks: int | None = None,
+    *,
+    idle_before: datetime | None = None,
 ) -> FinishOutcome:
     """Mark the conversation finished. Idempotent: a second call changes nothing.
 
     The caller commits, then queues `pending_chunk_ids` as one group whose completion callback
-    runs the barrier (or runs the barrier at once when nothing is pending).
+    runs the barrier (or runs the barrier at once when nothing is pending). `idle_before` (the
+    scheduler's auto-finish) changes nothing unless the last activity is at or before it, checked
+    under the row lock, so a chunk that arrives meanwhile keeps the conversation open.
     """
     conv = get(session, conversation_id, lock=True)
+    if idle_before is not None and not conv.is_finished and conv.last_activity_at > idle_before:
+        return FinishOutcome(False, [])
     present = sum(chunk_counts(session, conversation_id).values())
     if conv.is_finished:
         if expected_chunks is not None and expected_chunks != conv.expected_chunks:

@@ -26,6 +26,9 @@ class Dispatcher(Protocol):
     def post_process(self, conversation_id: str, tasks: Sequence[str]) -> None:
         """Queue the post-processing group (only `tasks`) whose completion callback reveals."""
 
+    def complete_provider_job(self, delivery_id: int) -> None:
+        """Queue the handling of a stored provider webhook (mina.providers.jobs)."""
+
 
 class NullDispatcher:
     """Queues nothing: the scheduler finds the work in the database later."""
@@ -43,4 +46,7 @@ class NullDispatcher:
         return None
 
     def post_process(self, conversation_id: str, tasks: Sequence[str]) -> None:
+        return None
+
+    def complete_provider_job(self, delivery_id: int) -> None:
         return None

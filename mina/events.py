@@ -1,50 +1,83 @@
 """The event ledger: written with the state change it reports, emitted after commit.
 
-`record()` adds an `event` row to the caller's session; the ids are kept in `session.info` and,
-once the transaction commits, `session_scope` hands them to the process's emitter (the relay),
-which emits each to `conversation:{id}` and stamps `emitted_at`. Whatever is left unstamped (a
-crash between commit and emit, no emitter in this process) the scheduler's relay job emits later.
+`record()` adds an `event` row to the caller's session and keeps its message in `session.info`;
+once the transaction commits, `session_scope` hands the messages to the process's relay
+(`mina.relay`), which emits each to `conversation:{id}` and stamps `emitted_at`. Whatever is left
+unstamped (a crash between commit and emit, Redis down, no emitter in this process) the
+scheduler's relay job emits later (`emit_unemitted`). Delivery is at least once: clients dedupe
+by id (docs/realtime.md).
+
+Ids within one conversation are allocated in commit order: `record()` first takes the
+conversation row's lock (`FOR NO KEY UPDATE`, the lock every UPDATE of the row takes, so it
+adds no new lock order), holds it to commit, and only then inserts. Without it two
+transactions could commit ids 11 then 10, and a reader that had seen 11 and asks for `id > 11`
+would never get 10.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Sequence
-from datetime import datetime
-from typing import Any, Protocol
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from mina.db import after_commit_hooks
-from mina.models import Event
+from mina.db import after_commit_hooks, utcnow
+from mina.models import Conversation, Event
+from mina.relay import Emitter, Message, Relay, room
+
+__all__ = [
+    "Emitter",
+    "Relay",
+    "as_message",
+    "emit_unemitted",
+    "record",
+    "relay",
+    "replay",
+    "replay_lookback",
+    "room",
+]
 
 log = logging.getLogger(__name__)
 
-_INFO_KEY = "mina_event_ids"
+_MESSAGES = "mina_event_messages"
+_LOCKS = "mina_event_locks"
 
-
-class Emitter(Protocol):
-    def emit(self, event: str, data: dict[str, Any], room: str) -> None: ...
+#: This process's relay; each process sets its emitter (`mina.realtime`).
+relay = Relay()
 
 
 def record(
     session: Session, conversation_id: str | None, type_: str, payload: dict[str, Any] | None = None
 ) -> Event:
-    ev = Event(conversation_id=conversation_id, type=type_, payload=payload or {})
+    if conversation_id is not None:
+        _lock_conversation(session, conversation_id)
+    ev = Event(conversation_id=conversation_id, type=type_, payload=dict(payload or {}))
     session.add(ev)
     session.flush()
-    session.info.setdefault(_INFO_KEY, []).append(ev.id)
+    session.info.setdefault(_MESSAGES, []).append(as_message(ev))
     return ev
 
 
-def pending_ids(session: Session) -> list[int]:
-    return list(session.info.pop(_INFO_KEY, []))
+def _lock_conversation(session: Session, conversation_id: str) -> None:
+    """Once per transaction and conversation (SQLite: its write lock already orders commits)."""
+    txn = session.get_transaction()
+    held: tuple[object, set[str]] | None = session.info.get(_LOCKS)
+    if held is None or held[0] is not txn:
+        held = (txn, set())
+        session.info[_LOCKS] = held
+    if conversation_id in held[1]:
+        return
+    session.execute(
+        select(Conversation.id)
+        .where(Conversation.id == conversation_id)
+        .with_for_update(key_share=True)
+    )
+    held[1].add(conversation_id)
 
 
-def as_message(ev: Event) -> dict[str, Any]:
+def as_message(ev: Event) -> Message:
     return {
         "id": ev.id,
         "type": ev.type,
@@ -57,6 +90,7 @@ def as_message(ev: Event) -> dict[str, Any]:
 def replay(
     session: Session, conversation_id: str, after: int = 0, limit: int = 1000
 ) -> list[Event]:
+    """The conversation's events with `id > after`, oldest first."""
     q = (
         select(Event)
         .where(Event.conversation_id == conversation_id, Event.id > after)
@@ -66,78 +100,60 @@ def replay(
     return list(session.scalars(q))
 
 
-def room(conversation_id: str) -> str:
-    return f"conversation:{conversation_id}"
+def replay_lookback(
+    session: Session, conversation_id: str, after: int, seconds: float, limit: int = 500
+) -> list[Event]:
+    """Events up to `after` created within `seconds` before it.
 
-
-class Relay:
-    """Emits ledger events through the process's emitter and stamps them emitted."""
-
-    def __init__(self) -> None:
-        self._emitter: Emitter | None = None
-        self._lock = threading.Lock()
-
-    def set_emitter(self, emitter: Emitter | None) -> None:
-        self._emitter = emitter
-
-    @property
-    def active(self) -> bool:
-        return self._emitter is not None
-
-    def emit_events(self, session: Session, events: Sequence[Event], now: datetime) -> int:
-        emitter = self._emitter
-        if emitter is None or not events:
-            return 0
-        with self._lock:
-            for ev in events:
-                if ev.conversation_id:
-                    emitter.emit(ev.type, as_message(ev), room(ev.conversation_id))
-            emitter.emit(
-                "dashboard_refresh",
-                {
-                    "conversation_ids": sorted(
-                        {e.conversation_id for e in events if e.conversation_id}
-                    )
-                },
-                "operators",
-            )
-        session.execute(
-            update(Event).where(Event.id.in_([e.id for e in events])).values(emitted_at=now)
+    Live events reach a room in emission order, not id order (each process emits its own
+    commits), so a client that saw `after` may have missed an older one emitted later while it
+    was away. A join re-sends these too; the client drops the ones it has by id.
+    """
+    if after <= 0 or seconds <= 0:
+        return []
+    ref = session.scalar(
+        select(Event.created_at).where(Event.id == after, Event.conversation_id == conversation_id)
+    )
+    if ref is None:
+        return []
+    q = (
+        select(Event)
+        .where(
+            Event.conversation_id == conversation_id,
+            Event.id <= after,
+            Event.created_at >= ref - timedelta(seconds=seconds),
         )
-        return len(events)
-
-
-relay = Relay()
+        .order_by(Event.id.desc())
+        .limit(limit)
+    )
+    return list(reversed(session.scalars(q).all()))
 
 
 def _publish_after_commit(committed: Session) -> None:
-    ids = pending_ids(committed)
-    if not ids or not relay.active:
-        return
-    from mina.db import session_scope, utcnow
-
-    try:
-        with session_scope() as session:
-            events = list(
-                session.scalars(select(Event).where(Event.id.in_(ids)).order_by(Event.id))
-            )
-            relay.emit_events(session, events, utcnow())
-    except (OSError, ConnectionError, SQLAlchemyError) as exc:
-        # Never fail the caller after its commit: the scheduler's relay emits these later.
-        log.warning("relay of %d events deferred: %s", len(ids), exc)
+    committed.info.pop(_LOCKS, None)
+    messages = committed.info.pop(_MESSAGES, None)
+    if messages:
+        relay.publish(messages)
 
 
 def emit_unemitted(session: Session, older_than: datetime, limit: int = 500) -> int:
     """The scheduler's relay job: emit what no process emitted after its commit."""
-    q = (
+    events = session.scalars(
         select(Event)
         .where(Event.emitted_at.is_(None), Event.created_at <= older_than)
         .order_by(Event.id)
         .limit(limit)
-    )
-    from mina.db import utcnow
-
-    return relay.emit_events(session, list(session.scalars(q)), utcnow())
+    ).all()
+    ids = relay.emit_now([as_message(e) for e in events])
+    if ids:
+        session.execute(
+            update(Event)
+            .where(Event.id.in_(ids))
+            .values(emitted_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        log.info("relay: %d ledger event(s) emitted late", len(ids))
+    return len(ids)
 
 
 after_commit_hooks.append(_publish_after_commit)

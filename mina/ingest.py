@@ -4,6 +4,10 @@ Order matters (DESIGN §3.1): everything that can refuse the upload runs before 
 stored, so a refused upload leaves no row and no blob. The blob is written before the row, and
 the message is sent only after the row is committed; if the broker is down the row stays
 `queued` and the scheduler dispatches it later.
+
+Two ways in, one way through: a direct upload (`accept_chunk`, the bytes in the request) and a
+presigned one (mina.presign: the bytes already in S3) both end in `admit`, which applies the
+same idempotency on (conversation, index), inserts the same row and queues the same message.
 """
 
 from __future__ import annotations
@@ -86,6 +90,11 @@ def spool(stream: BinaryIO, workdir: Path, max_bytes: int) -> tuple[Path, int, s
 
 def validate(stream: BinaryIO, workdir: Path, settings: Settings) -> Upload:
     path, size, sha = spool(stream, workdir, settings.max_chunk_bytes)
+    return inspect(path, size, sha, settings)
+
+
+def inspect(path: Path, size: int, sha: str, settings: Settings) -> Upload:
+    """Container by magic bytes, then a real decode probe of the whole file."""
     with path.open("rb") as fh:
         mime = audio.sniff(fh.read(64))
     if mime is None:
@@ -126,6 +135,18 @@ def _same_or_conflict(chunk: Chunk, sha256: str) -> Accepted:
     return Accepted(chunk, created=False)
 
 
+def precheck(conversation_id: str, index: int) -> Chunk | None:
+    """The chunk already at this index, if any; refuses an unknown or finished conversation."""
+    with session_scope() as session:
+        conv = session.get(Conversation, conversation_id)
+        if conv is None:
+            raise NotFound(f"conversation {conversation_id} not found")
+        existing = _existing(session, conversation_id, index)
+        if existing is None:
+            _ensure_accepting(conv, index)
+        return existing
+
+
 def accept_chunk(
     conversation_id: str,
     index: int,
@@ -135,31 +156,51 @@ def accept_chunk(
     dispatcher: Dispatcher,
     settings: Settings,
 ) -> Accepted:
-    with session_scope() as session:
-        conv = session.get(Conversation, conversation_id)
-        if conv is None:
-            raise NotFound(f"conversation {conversation_id} not found")
-        existing = _existing(session, conversation_id, index)
-        if existing is None:
-            _ensure_accepting(conv, index)
-
+    existing = precheck(conversation_id, index)
     workdir = Path(tempfile.mkdtemp(prefix="mina-upload-"))
     try:
         upload = validate(stream, workdir, settings)
-        if existing is not None:
-            return _same_or_conflict(existing, upload.sha256)
-        key = chunk_key(conversation_id, index, upload.sha256, upload.mime)
-        storage.put_file(key, upload.path)
-        try:
-            accepted = _insert(conversation_id, index, upload, key)
-        except BaseException:
-            _drop_unreferenced(storage, key)
-            raise
+        return admit(
+            conversation_id, index, upload, existing, storage=storage, dispatcher=dispatcher
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
+
+def admit(
+    conversation_id: str,
+    index: int,
+    upload: Upload,
+    existing: Chunk | None,
+    *,
+    storage: Storage,
+    dispatcher: Dispatcher,
+    stored_key: str | None = None,
+) -> Accepted:
+    """The end both upload paths share: same bytes → the existing chunk, other bytes → 409,
+    else store the blob (unless `stored_key` already holds it), insert the row, queue it.
+
+    A blob at `stored_key` that no row ends up referencing is deleted: refused uploads leave
+    nothing behind.
+    """
+    if existing is not None:
+        try:
+            return _same_or_conflict(existing, upload.sha256)
+        finally:
+            if stored_key is not None and stored_key != existing.storage_key:
+                _drop_unreferenced(storage, stored_key)
+    key = stored_key or chunk_key(conversation_id, index, upload.sha256, upload.mime)
+    if stored_key is None:
+        storage.put_file(key, upload.path)
+    try:
+        accepted = _insert(conversation_id, index, upload, key)
+    except BaseException:
+        _drop_unreferenced(storage, key)
+        raise
     if accepted.created:
         enqueue(dispatcher, [accepted.chunk.id], conversation_id)
+    elif stored_key is not None:
+        _drop_unreferenced(storage, stored_key)  # lost a race to an upload of the same bytes
     return accepted
 
 

@@ -1,19 +1,22 @@
 """Repair jobs (DESIGN §8): everything a crash or a lost message can leave behind.
 
 Each job is idempotent, bounded per run (`scheduler_batch_size`), works from the database alone,
-and returns how many things it changed. The scheduler calls them on an interval; the embedded
-runtime calls them once at start with no delays (`resume`).
+and returns how many things it changed. Rows are picked and changed in one transaction with
+`FOR UPDATE SKIP LOCKED` (or through the conditional updates of `mina.pipeline`), so two runs at
+once change each thing once. Messages are sent after the commit: they are hints, the rows are the
+truth. The scheduler calls the jobs on an interval; the embedded runtime calls `resume` at start.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import exists, func, or_, select, update
 
-from mina import events
+from mina import blobs, events
 from mina.db import session_scope, utcnow
 from mina.dispatch import Dispatcher
 from mina.errors import Conflict, NotFound, TransientError
@@ -39,19 +42,38 @@ from mina.storage import Storage
 
 log = logging.getLogger(__name__)
 
+#: Poll one chunk's async provider job once (by chunk id). It completes or fails the chunk itself
+#: when the provider has an answer, and raises `TransientError` when the provider is unreachable.
+ProviderPoll = Callable[[str], None]
+
+
+def provider_poller(settings: Settings) -> ProviderPoll | None:
+    """The poll of async provider jobs whose webhook never came (DESIGN §5, §8).
+
+    TODO(providers): return the AssemblyAI poll (GET /v2/transcript/{id}, then complete or fail
+    the chunk) when `settings.transcriber == "assemblyai"`. Until then nothing is polled and
+    `Repair.poll_provider_jobs` changes nothing. Such a chunk also needs a lease that covers
+    `provider_job_timeout_seconds` plus the polls, or `dispatch_stalled` requeues it first.
+    """
+    return None
+
 
 @dataclass
 class Repair:
     settings: Settings
     dispatcher: Dispatcher
     storage: Storage
+    poll_provider: ProviderPoll | None = None
 
     @property
     def batch(self) -> int:
         return self.settings.scheduler_batch_size
 
+    # --- 1. auto-finish ---------------------------------------------------------------------
+
     def auto_finish(self, now: datetime | None = None) -> int:
-        """Finish conversations idle for at least the idle timeout (`<=`, not `>=`)."""
+        """Finish open conversations with chunks idle for the timeout: `last_activity_at <= now -
+        timeout` (the audited scheduler compared the other way round and caught new ones)."""
         now = now or utcnow()
         cutoff = now - timedelta(seconds=self.settings.idle_finish_seconds)
         with session_scope() as session:
@@ -70,59 +92,84 @@ class Repair:
         done = 0
         for cid in ids:
             try:
-                if finish_service.finish(cid, None, self.dispatcher)["changed"]:
-                    log.info(
-                        "conversation %s: finished after %ss idle",
-                        cid,
-                        self.settings.idle_finish_seconds,
-                    )
-                    done += 1
+                # The same service as POST …/finish; the idle check is repeated under its lock.
+                out = finish_service.finish(cid, None, self.dispatcher, idle_before=cutoff)
             except (Conflict, NotFound) as exc:
                 log.info("conversation %s: auto-finish skipped: %s", cid, exc)
+                continue
+            if out["changed"]:
+                log.info(
+                    "conversation %s: finished after %gs without activity",
+                    cid,
+                    self.settings.idle_finish_seconds,
+                )
+                done += 1
         return done
 
+    # --- 2. dispatch ------------------------------------------------------------------------
+
     def dispatch_stalled(self, now: datetime | None = None, *, delay: float | None = None) -> int:
-        """Queue again chunks `queued` too long or `processing` past their lease."""
+        """Queue again chunks `queued` longer than the delay or `processing` past their lease;
+        fail those that reached the attempt cap (attempts are counted by each claim)."""
         now = now or utcnow()
         wait = self.settings.dispatch_delay_seconds if delay is None else delay
         cutoff = now - timedelta(seconds=wait)
+        cap = self.settings.chunk_max_attempts
+        stamp = max(now, utcnow())
+        send: list[str] = []
+        gave_up: dict[str, str] = {}  # chunk id -> conversation id
         with session_scope() as session:
             stalled = session.scalars(
                 select(Chunk)
                 .where(
                     or_(
-                        and_(Chunk.status == QUEUED, Chunk.queued_at <= cutoff),
-                        and_(Chunk.status == PROCESSING, Chunk.lease_until < now),
+                        (Chunk.status == QUEUED) & (Chunk.queued_at <= cutoff),
+                        (Chunk.status == PROCESSING) & (Chunk.lease_until < now),
                     )
                 )
                 .order_by(Chunk.queued_at)
                 .limit(self.batch)
                 .with_for_update(skip_locked=True)
             ).all()
-            send: list[str] = []
             for chunk in stalled:
-                if chunk.attempts >= self.settings.chunk_max_attempts:
-                    chunk_state.give_up(
-                        session,
-                        chunk,
-                        f"gave up after {chunk.attempts} attempts (last error: {chunk.error})",
+                if chunk.attempts >= cap:
+                    reason = f"gave up after {chunk.attempts} attempts"
+                    if chunk.status == PROCESSING:
+                        reason += " (the worker stopped answering: lease expired)"
+                    if chunk.error:
+                        reason += f"; last error: {chunk.error}"
+                    chunk_state.give_up(session, chunk, reason)
+                    gave_up[chunk.id] = chunk.conversation_id
+                    log.warning("conversation %s: chunk %d %s", *_chunk(chunk), reason)
+                    continue
+                if chunk.status == PROCESSING:
+                    log.info(
+                        "conversation %s: chunk %d lease expired at attempt %d, queued again",
+                        *_chunk(chunk),
+                        chunk.attempts,
                     )
-                else:
-                    chunk.queued_at = now  # not again before the next delay
-                    send.append(chunk.id)
-            gave_up = {c.conversation_id for c in stalled if c.status in CHUNK_TERMINAL}
+                # Back to `queued`: no new dispatch before the delay, whoever claims it next.
+                chunk.status, chunk.lease_until, chunk.queued_at = QUEUED, None, stamp
+                send.append(chunk.id)
         if send:
             try:
                 self.dispatcher.transcribe(send)
             except TransientError as exc:
-                log.warning("dispatch of %d stalled chunks failed: %s", len(send), exc)
-                return 0
-        for cid in gave_up:
+                log.warning("dispatch of %d stalled chunk(s) deferred: %s", len(send), exc)
+        for cid in sorted(set(gave_up.values())):
             barrier.settle(cid, self.dispatcher)
         return len(send) + len(gave_up)
 
+    # --- 3. barrier -------------------------------------------------------------------------
+
     def settle_finished(self) -> int:
-        """Run the barrier where a group callback may have been lost."""
+        """Run the barrier where it should pass but did not (a lost group callback)."""
+        chunk_count = (
+            select(func.count())
+            .select_from(Chunk)
+            .where(Chunk.conversation_id == Conversation.id)
+            .scalar_subquery()
+        )
         with session_scope() as session:
             ids = list(
                 session.scalars(
@@ -134,32 +181,52 @@ class Repair:
                             Chunk.conversation_id == Conversation.id,
                             Chunk.status.not_in(CHUNK_TERMINAL),
                         ),
+                        # Still waiting for announced chunks: not ours to settle, and left out
+                        # so that they cannot fill every batch and starve the others.
+                        chunk_count >= func.coalesce(Conversation.expected_chunks, 0),
                     )
+                    .order_by(Conversation.finished_at)
                     .limit(self.batch)
                 )
             )
         return sum(1 for cid in ids if barrier.settle(cid, self.dispatcher))
 
+    # --- 4. post-processing -----------------------------------------------------------------
+
+    def post_processing(self, now: datetime | None = None, *, delay: float | None = None) -> int:
+        """Time out stuck tasks, then start, requeue or reveal (in that order, in one run)."""
+        now = now or utcnow()
+        return self.fail_overdue_tasks(now) + self.resume_post_processing(now, delay=delay)
+
     def fail_overdue_tasks(self, now: datetime | None = None) -> int:
+        """Fail tasks `running` past their deadline (their worker died or hung)."""
         now = now or utcnow()
         with session_scope() as session:
             overdue = session.scalars(
                 select(PostTask)
                 .where(PostTask.status == RUNNING, PostTask.deadline_at < now)
+                .order_by(PostTask.deadline_at)
                 .limit(self.batch)
                 .with_for_update(skip_locked=True)
             ).all()
             for task in overdue:
                 fail_stuck(session, task, "timeout: the task did not finish before its deadline")
+                log.warning(
+                    "conversation %s: task %s failed: running past its deadline",
+                    task.conversation_id,
+                    task.name,
+                )
             return len(overdue)
 
     def resume_post_processing(
         self, now: datetime | None = None, *, delay: float | None = None
     ) -> int:
-        """Start what never started, requeue pending tasks, reveal where everything is done."""
+        """Start what never started, reveal where every task is terminal, requeue pending tasks
+        whose last start is older than the delay."""
         now = now or utcnow()
         wait = self.settings.dispatch_delay_seconds if delay is None else delay
-        changed = 0
+        recent = now - timedelta(seconds=wait)
+        task_of = PostTask.conversation_id == Conversation.id
         with session_scope() as session:
             never_started = list(
                 session.scalars(
@@ -169,80 +236,120 @@ class Repair:
                         Conversation.status == TRANSCRIBED,
                         Conversation.processing_status == PENDING,
                     )
+                    .order_by(Conversation.transcribed_at)
                     .limit(self.batch)
                 )
             )
-            running = list(
+            to_reveal = list(
                 session.scalars(
                     select(Conversation.id)
-                    .where(Conversation.processing_status == RUNNING)
+                    .where(
+                        Conversation.processing_status == RUNNING,
+                        exists().where(task_of),
+                        ~exists().where(task_of, PostTask.status.not_in(TASK_TERMINAL)),
+                    )
                     .limit(self.batch)
                 )
             )
-        changed += sum(1 for cid in never_started if post.start(cid, self.dispatcher))
-        for cid in running:
-            with session_scope() as session:
-                tasks = post.task_rows(session, cid)
-                last_start = session.scalar(
-                    select(Event.created_at)
-                    .where(Event.conversation_id == cid, Event.type == "post_transcription_started")
-                    .order_by(Event.id.desc())
-                    .limit(1)
-                )
-            if tasks and all(t.status in TASK_TERMINAL for t in tasks.values()):
-                changed += int(post.reveal(cid, self.settings))
-                continue
-            pending = [n for n, t in tasks.items() if t.status == PENDING]
-            stale = last_start is None or last_start <= now - timedelta(seconds=wait)
-            if pending and stale and post.dispatch(cid, pending, self.dispatcher):
-                with session_scope() as session:
-                    events.record(
-                        session,
-                        cid,
-                        "post_transcription_started",
-                        {"tasks": pending, "requeued": True},
+            to_requeue = list(
+                session.scalars(
+                    select(Conversation.id)
+                    .where(
+                        Conversation.processing_status == RUNNING,
+                        exists().where(task_of, PostTask.status == PENDING),
+                        ~exists().where(
+                            Event.conversation_id == Conversation.id,
+                            Event.type == "post_transcription_started",
+                            Event.created_at > recent,
+                        ),
                     )
-                changed += 1
+                    .limit(self.batch)
+                )
+            )
+        changed = sum(1 for cid in never_started if post.start(cid, self.dispatcher))
+        changed += sum(1 for cid in to_reveal if post.reveal(cid, self.settings))
+        for cid in to_requeue:
+            changed += int(self._requeue_tasks(cid))
         return changed
 
+    def _requeue_tasks(self, conversation_id: str) -> bool:
+        with session_scope() as session:
+            tasks = post.task_rows(session, conversation_id)
+        pending = [n for n, t in tasks.items() if t.status == PENDING]
+        if not pending or not post.dispatch(conversation_id, pending, self.dispatcher):
+            return False
+        with session_scope() as session:
+            events.record(
+                session,
+                conversation_id,
+                "post_transcription_started",
+                {"tasks": pending, "requeued": True},
+            )
+        log.info("conversation %s: tasks %s queued again", conversation_id, ", ".join(pending))
+        return True
+
+    # --- 5. relay ---------------------------------------------------------------------------
+
     def relay(self, now: datetime | None = None, *, age_seconds: float = 5.0) -> int:
+        """Emit ledger events no process emitted after its commit (none without an emitter)."""
         now = now or utcnow()
         if not events.relay.active:
             return 0
         with session_scope() as session:
             return events.emit_unemitted(session, now - timedelta(seconds=age_seconds), self.batch)
 
+    # --- 6. blobs ---------------------------------------------------------------------------
+
     def sweep_blobs(self, now: datetime | None = None) -> int:
         """Delete blobs no row references, once older than the grace period."""
-        now = now or utcnow()
-        cutoff = now - timedelta(seconds=self.settings.blob_grace_seconds)
-        deleted = 0
-        for prefix in ("conversations/", "pieces/"):
-            for blob in self.storage.list(prefix):
-                if deleted >= self.batch:
-                    return deleted
-                if blob.modified > cutoff or self._referenced(blob.key):
-                    continue
-                self.storage.delete(blob.key)
-                log.info("orphan blob %s deleted", blob.key)
-                deleted += 1
-        return deleted
+        return blobs.sweep(self.storage, now or utcnow(), self.settings, limit=self.batch)
 
-    def _referenced(self, key: str) -> bool:
+    # --- 7. async provider jobs -------------------------------------------------------------
+
+    def poll_provider_jobs(self, now: datetime | None = None) -> int:
+        """Poll jobs submitted to an async provider whose webhook did not come in time; fail
+        the chunk after `provider_job_max_polls` polls. Nothing without a poller."""
+        if self.poll_provider is None:
+            return 0
+        now = now or utcnow()
+        cutoff = now - timedelta(seconds=self.settings.provider_job_timeout_seconds)
+        polls = self.settings.provider_job_max_polls
+        to_poll: list[tuple[str, str]] = []
+        gave_up: set[str] = set()
         with session_scope() as session:
-            if key.startswith("pieces/"):
-                chunk_id = key.split("/")[1]
-                return bool(
-                    session.scalar(
-                        select(Chunk.id).where(Chunk.id == chunk_id, Chunk.status == PROCESSING)
+            late = session.scalars(
+                select(Chunk)
+                .where(
+                    Chunk.status == PROCESSING,
+                    Chunk.provider_job_id.is_not(None),
+                    Chunk.provider_submitted_at <= cutoff,
+                )
+                .order_by(Chunk.provider_submitted_at)
+                .limit(self.batch)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for chunk in late:
+                if chunk.provider_polls >= polls:
+                    reason = (
+                        f"{chunk.provider} job {chunk.provider_job_id}: no result after "
+                        f"{self.settings.provider_job_timeout_seconds:g}s and {polls} poll(s)"
                     )
-                )
-            return bool(
-                session.scalar(select(Chunk.id).where(Chunk.storage_key == key).limit(1))
-                or session.scalar(
-                    select(Conversation.id).where(Conversation.merged_audio_key == key).limit(1)
-                )
-            )
+                    chunk_state.give_up(session, chunk, reason)
+                    gave_up.add(chunk.conversation_id)
+                    log.warning("conversation %s: chunk %d %s", *_chunk(chunk), reason)
+                else:
+                    chunk.provider_polls += 1
+                    to_poll.append((chunk.id, chunk.conversation_id))
+        for chunk_id, cid in to_poll:
+            try:
+                self.poll_provider(chunk_id)
+            except TransientError as exc:
+                log.warning("conversation %s: poll of chunk %s failed: %s", cid, chunk_id, exc)
+        for cid in sorted(gave_up):
+            barrier.settle(cid, self.dispatcher)
+        return len(to_poll) + len(gave_up)
+
+    # --- start of the embedded process --------------------------------------------------------
 
     def reclaim_inflight(self) -> int:
         """At start of the sole embedded process: nothing else can hold a lease or a task."""
@@ -264,23 +371,35 @@ class Repair:
         return int(chunks) + int(tasks)
 
     def run_all(self, now: datetime | None = None) -> dict[str, int]:
+        """Every job once, in the order one run needs (finish → dispatch → barrier → reveal)."""
         now = now or utcnow()
         return {
             "auto_finish": self.auto_finish(now),
             "dispatch": self.dispatch_stalled(now),
             "barrier": self.settle_finished(),
-            "overdue_tasks": self.fail_overdue_tasks(now),
-            "post_processing": self.resume_post_processing(now),
+            "post_processing": self.post_processing(now),
             "relay": self.relay(now),
             "blobs": self.sweep_blobs(now),
+            "provider_jobs": self.poll_provider_jobs(now),
         }
 
     def resume(self) -> dict[str, int]:
         """Everything in flight is queued again at once (the embedded runtime's start)."""
-        now = utcnow()
+        start = utcnow()
+        reclaimed = self.reclaim_inflight()
+        dispatched = 0
+        while True:  # not bounded: a start queues everything the database holds
+            sent = self.dispatch_stalled(start, delay=0)
+            dispatched += sent
+            if sent < self.batch:
+                break
         return {
-            "reclaimed": self.reclaim_inflight(),
-            "dispatch": self.dispatch_stalled(now, delay=0),
+            "reclaimed": reclaimed,
+            "dispatch": dispatched,
             "barrier": self.settle_finished(),
-            "post_processing": self.resume_post_processing(now, delay=0),
+            "post_processing": self.resume_post_processing(utcnow(), delay=0),
         }
+
+
+def _chunk(chunk: Chunk) -> tuple[str, int]:
+    return chunk.conversation_id, chunk.index

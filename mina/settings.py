@@ -121,6 +121,25 @@ class Settings(BaseSettings):
     blob_grace_seconds: float = 3600.0
     provider_job_timeout_seconds: float = 900.0
     provider_job_max_polls: int = 3
+    blob_sweep_interval_seconds: float = Field(600.0, description="how often orphans are swept")
+    scheduler_lock_ttl_seconds: float = Field(
+        30.0, description="leader lock expiry (Redis); leader and standbys check every third"
+    )
+    scheduler_metrics_port: int = Field(0, description="scheduler's /metrics port; 0: off")
+
+    # Realtime (docs/realtime.md) and the operator API
+    realtime_dashboard_interval_seconds: float = Field(
+        0.5, description="at most one dashboard_refresh per process per interval"
+    )
+    realtime_replay_lookback_seconds: float = Field(
+        30.0, description="a join also re-sends events this much older than its `after`"
+    )
+    sse_poll_seconds: float = Field(0.5, description="how often an SSE stream reads the ledger")
+    sse_keepalive_seconds: float = 15.0
+    sse_max_seconds: float = Field(300.0, description="an SSE stream ends after this long")
+    operator_stuck_seconds: float = Field(
+        600.0, description="not terminal and idle this long: listed as stuck"
+    )
 
     # Web
     port: int = Field(5000, validation_alias="PORT")

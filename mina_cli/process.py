@@ -63,7 +63,10 @@ def submit(job: Job, svc: Services, speakers: int | None, workdir: Path) -> None
         conv, _token = conversations.create(session, job.path.stem)
         conv.num_speakers = speakers
         job.conversation_id = conv.id
-    pieces = audio.split(job.path, svc.settings.chunk_seconds, workdir / job.conversation_id)
+    # WAV pieces: exact cuts and no encoding cost; they go through the same upload checks.
+    pieces = audio.split(
+        job.path, svc.settings.chunk_seconds, workdir / job.conversation_id, ext="wav"
+    )
     job.chunks = len(pieces)
     for index, piece in enumerate(pieces):
         with piece.open("rb") as fh:

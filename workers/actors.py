@@ -9,12 +9,16 @@ callbacks fire. Post-processing tasks retry inside `mina` (tenacity) and never r
 from __future__ import annotations
 
 import logging
+import random
+from typing import NoReturn
 
 import dramatiq
 from dramatiq.middleware import CurrentMessage, TimeLimitExceeded
 
 from mina.errors import PermanentError, TransientError
 from mina.pipeline import barrier, post, transcribe, work
+from mina.providers import jobs
+from mina.resilience import CircuitOpen
 from workers.broker import broker
 from workers.services import services
 
@@ -33,7 +37,19 @@ def _last_try() -> bool:
 
 
 def _retry_transient(retries: int, exc: BaseException) -> bool:
+    if isinstance(exc, dramatiq.Retry):
+        return True  # waiting for an open circuit (below): not counted, never exhausted
     return isinstance(exc, TransientError) and retries < _RETRIES
+
+
+def _wait_for_circuit(exc: CircuitOpen) -> NoReturn:
+    """Come back when the provider's circuit may let calls through again. Not a retry: the
+    chunk's attempt was refunded, and the retry Dramatiq is about to count is taken back."""
+    message = CurrentMessage.get_current_message()
+    if message is not None:
+        message.options["retries"] = int(message.options.get("retries", 0)) - 1
+    delay = max(1.0, exc.retry_after) * random.uniform(1.0, 1.25)
+    raise dramatiq.Retry(str(exc), delay=int(delay * 1000))
 
 
 @dramatiq.actor(
@@ -48,6 +64,8 @@ def transcribe_chunk(chunk_id: str) -> None:
     svc = services()
     try:
         transcribe.run_chunk(chunk_id, svc, last_try=_last_try())
+    except CircuitOpen as exc:
+        _wait_for_circuit(exc)
     except TimeLimitExceeded:
         transcribe.handle_interrupt(chunk_id, svc, "time limit exceeded", last_try=_last_try())
 
@@ -60,7 +78,26 @@ def transcribe_chunk(chunk_id: str) -> None:
     time_limit=int(_settings.transcribe_time_limit_seconds * 1000),
 )
 def transcribe_piece(chunk_id: str, piece: int) -> None:
-    transcribe.run_piece(chunk_id, piece, services(), last_try=_last_try())
+    try:
+        transcribe.run_piece(chunk_id, piece, services(), last_try=_last_try())
+    except CircuitOpen as exc:
+        _wait_for_circuit(exc)
+
+
+@dramatiq.actor(
+    broker=broker,
+    queue_name="network",
+    max_retries=_RETRIES,
+    retry_when=_retry_transient,
+    min_backoff=1000,
+)
+def complete_provider_job(delivery_id: int) -> None:
+    """A provider's webhook was stored: fetch the transcript and finish the chunk."""
+    svc = services()
+    try:
+        jobs.complete_delivery(delivery_id, svc.settings, svc.dispatcher)
+    except CircuitOpen as exc:
+        _wait_for_circuit(exc)
 
 
 @dramatiq.actor(broker=broker, queue_name=_ASR_QUEUE, max_retries=3, min_backoff=1000)

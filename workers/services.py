@@ -1,9 +1,15 @@
-"""What every actor of this process shares: settings, storage, dispatcher, providers."""
+"""What every actor of this process shares: settings, storage, dispatcher, providers.
+
+The first call also gives this process's event relay an emitter (`mina.realtime.install`): the
+Socket.IO Redis message queue, so events committed by actors reach the web processes' clients.
+In the embedded mode the web app in the same process has set its own emitter already.
+"""
 
 from __future__ import annotations
 
 import functools
 
+from mina import realtime
 from mina.pipeline.transcribe import Services
 from mina.providers.transcription import get_transcriber
 from mina.settings import get_settings
@@ -14,6 +20,7 @@ from workers.dispatch import DramatiqDispatcher
 @functools.lru_cache(maxsize=1)
 def services() -> Services:
     settings = get_settings()
+    realtime.install(settings)
     return Services(
         settings=settings,
         storage=build_storage(settings),

@@ -154,14 +154,18 @@ def fail(c: Claim, error: str, kind: str) -> bool:
     return True
 
 
-def release(c: Claim, error: str) -> bool:
-    """Give the chunk back to the queue after a transient error; the retry claims it again."""
+def release(c: Claim, error: str, *, refund: bool = False) -> bool:
+    """Give the chunk back to the queue after a transient error; the retry claims it again.
+
+    `refund`: this try was no attempt (the provider's circuit is open): take it back.
+    """
     with session_scope() as session:
         done = session.execute(
             update(Chunk)
             .where(_mine(c))
             .values(
                 status=QUEUED,
+                attempts=Chunk.attempts - 1 if refund else Chunk.attempts,
                 error=error,
                 error_kind=TRANSIENT,
                 queued_at=utcnow(),

@@ -9,6 +9,7 @@ scheduler dispatches chunks left `queued`).
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from mina import conversations
@@ -20,9 +21,15 @@ from mina.pipeline import barrier
 log = logging.getLogger(__name__)
 
 
-def finish(conversation_id: str, expected: int | None, dispatcher: Dispatcher) -> dict[str, Any]:
+def finish(
+    conversation_id: str,
+    expected: int | None,
+    dispatcher: Dispatcher,
+    *,
+    idle_before: datetime | None = None,
+) -> dict[str, Any]:
     with session_scope() as session:
-        outcome = conversations.finish(session, conversation_id, expected)
+        outcome = conversations.finish(session, conversation_id, expected, idle_before=idle_before)
         conv = conversations.get(session, conversation_id)
         out: dict[str, Any] = {
             "id": conv.id,

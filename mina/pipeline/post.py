@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from mina import events
+from mina import events, metrics
 from mina.db import session_scope, utcnow
 from mina.dispatch import Dispatcher
 from mina.errors import Conflict, TransientError
@@ -125,12 +125,16 @@ def reveal(conversation_id: str, settings: Settings) -> bool:
             return False
         payload = {
             "status": outcome,
+            "reveal": conv.reveal_count + 1,
             "failed_tasks": failed,
             "errors": {n: tasks[n].error for n in failed},
             "durations_ms": {n: t.duration_ms for n, t in tasks.items()},
         }
         name = "post_transcription_failed" if outcome == FAILED else "post_transcription_reveal"
         events.record(session, conversation_id, name, payload)
+        first_wait = conv.finished_at and not conv.reveal_count and now - conv.finished_at
+    if first_wait:
+        metrics.REVEAL_SECONDS.observe(first_wait.total_seconds())
     log.info(
         "conversation %s: revealed as %s (failed: %s)", conversation_id, outcome, failed or "-"
     )
@@ -138,7 +142,11 @@ def reveal(conversation_id: str, settings: Settings) -> bool:
 
 
 def retry_failed(conversation_id: str, dispatcher: Dispatcher) -> list[str]:
-    """Operator retry: rerun only the failed tasks; a later reveal may upgrade partial → ready."""
+    """Operator retry: rerun only the failed tasks; their reveal may upgrade partial → ready.
+
+    A chain task after a retried one (analytics after diarize) reruns too: its result was
+    computed without that input. Returns the names queued ([] when nothing had failed).
+    """
     with session_scope() as session:
         conv = session.get(Conversation, conversation_id, with_for_update=True)
         if conv is None or conv.processing_status == PENDING:
@@ -146,14 +154,26 @@ def retry_failed(conversation_id: str, dispatcher: Dispatcher) -> list[str]:
         if conv.processing_status == RUNNING:
             raise Conflict("post-processing is still running", code="running")
         tasks = task_rows(session, conversation_id)
-        names = [n for n in TASK_NAMES if n in tasks and tasks[n].status == FAILED]
+        names = rerun_set(tasks)
         if not names:
             return []
         for n in names:
             tasks[n].status = PENDING
             tasks[n].error = None
         conv.processing_status = RUNNING
-        events.record(session, conversation_id, "post_transcription_started", {"tasks": names})
+        conv.progress = 70 + int(30 * progress_of(tasks) / 100)
+        events.record(
+            session, conversation_id, "post_transcription_started", {"tasks": names, "retry": True}
+        )
     log.info("conversation %s: operator retry of %s", conversation_id, ", ".join(names))
     dispatch(conversation_id, names, dispatcher)
     return names
+
+
+def rerun_set(tasks: dict[str, PostTask]) -> list[str]:
+    """The failed tasks, plus every chain task after the first failed one in the chain."""
+    names = {n for n, t in tasks.items() if t.status == FAILED}
+    failed_chain = [i for i, n in enumerate(CHAIN) if n in names]
+    if failed_chain:
+        names.update(n for n in CHAIN[failed_chain[0] :] if n in tasks)
+    return [n for n in TASK_NAMES if n in names]

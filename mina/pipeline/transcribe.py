@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mina import audio
+from mina import audio, metrics, resilience
 from mina.dispatch import Dispatcher
 from mina.errors import MinaError, NotFound, PermanentError, TransientError
 from mina.pipeline import barrier
 from mina.pipeline import chunks as state
+from mina.providers import jobs
 from mina.providers.transcription import Transcriber, TranscriptionResult
+from mina.resilience import CircuitOpen
 from mina.settings import Settings
 from mina.storage import Storage
 from mina.transcript import Segment
@@ -39,30 +41,46 @@ class Services:
     transcriber: Transcriber
 
 
-def _normalized(storage: Storage, key: str, workdir: Path) -> tuple[Path, float]:
-    src = storage.local_path(key)
+def normalized_key(conversation_id: str, index: int) -> str:
+    """Where the 16 kHz mono WAV of a chunk is kept for merge (derived; originals stay)."""
+    return f"conversations/{conversation_id}/normalized/{index:06d}.wav"
+
+
+def _normalized(storage: Storage, claim: state.Claim, workdir: Path) -> tuple[Path, float]:
+    src = storage.local_path(claim.storage_key)
     if src is None:
-        src = workdir / Path(key).name
-        storage.download(key, src)
+        src = workdir / Path(claim.storage_key).name
+        storage.download(claim.storage_key, src)
     wav = workdir / "normalized.wav"
     duration = audio.normalize(src, wav)
+    storage.put_file(normalized_key(claim.conversation_id, claim.index), wav)
     return wav, duration
 
 
 def run_chunk(chunk_id: str, svc: Services, *, last_try: bool = False) -> str:
-    """Transcribe one chunk; returns the outcome: transcribed, failed, split, retry or skipped."""
+    """Transcribe one chunk: transcribed, failed, split, submitted (async job) or skipped."""
     claim = state.claim(chunk_id, svc.settings)
     if claim is None:
         log.info("chunk %s: not claimable (held elsewhere or already terminal)", chunk_id)
         return "skipped"
     started = time.monotonic()
     try:
+        resilience.check(svc.transcriber.name, svc.settings)
+        if isinstance(svc.transcriber, jobs.JobProvider):  # async: a webhook finishes it
+            return jobs.submit(claim, svc, svc.transcriber)
         with tempfile.TemporaryDirectory(prefix="mina-chunk-") as tmp:
-            wav, duration = _normalized(svc.storage, claim.storage_key, Path(tmp))
-            if duration > svc.settings.piece_seconds:
-                _split(claim, wav, svc)
+            wav, duration = _normalized(svc.storage, claim, Path(tmp))
+            limit = piece_seconds(svc)
+            if duration > limit:
+                _split(claim, wav, svc, limit)
                 return "split"
             result = svc.transcriber.transcribe(wav, svc.settings.language)
+    except CircuitOpen as exc:
+        # Waiting for the provider is not an attempt: the chunk goes back to the queue with
+        # its attempt refunded, and the actor retries it when the circuit may have closed.
+        state.release(claim, str(exc), refund=True)
+        metrics.CIRCUIT_WAITS.labels(exc.provider).inc()
+        raise
     except TransientError as exc:
         return _transient(claim, svc, str(exc), last_try)
     except NotFound as exc:
@@ -70,11 +88,13 @@ def run_chunk(chunk_id: str, svc: Services, *, last_try: bool = False) -> str:
     except MinaError as exc:  # permanent: corrupt audio, a provider's 400/401, bad settings
         return _failed(claim, svc, str(exc), state.PERMANENT)
     state.complete(claim, result.segments, duration)
+    seconds = time.monotonic() - started
+    metrics.CHUNK_SECONDS.labels(svc.transcriber.name).observe(seconds)
     log.info(
         "conversation %s: chunk %d transcribed in %.2fs",
         claim.conversation_id,
         claim.index,
-        time.monotonic() - started,
+        seconds,
     )
     _after_terminal(claim, svc)
     return "transcribed"
@@ -92,11 +112,13 @@ def _transient(claim: state.Claim, svc: Services, error: str, last_try: bool) ->
     if last_try or claim.attempt >= svc.settings.chunk_max_attempts:
         return _failed(claim, svc, f"{error} (gave up after {claim.attempt} attempts)", "transient")
     state.release(claim, error)
+    metrics.CHUNK_RETRIES.inc()
     raise TransientError(error)
 
 
 def _failed(claim: state.Claim, svc: Services, error: str, kind: str) -> str:
-    state.fail(claim, error, kind)
+    if state.fail(claim, error, kind):
+        metrics.CHUNK_FAILURES.labels(kind).inc()
     _after_terminal(claim, svc)
     return "failed"
 
@@ -115,10 +137,19 @@ def piece_prefix(claim: state.Claim | str) -> str:
     return f"pieces/{chunk_id}/"
 
 
-def _split(claim: state.Claim, wav: Path, svc: Services) -> None:
+def piece_seconds(svc: Services) -> float:
+    """Split above this: `piece_seconds`, or less when the provider takes less per call
+    (its `max_seconds`, e.g. OpenAI's upload limit in seconds of WAV)."""
+    provider_max = getattr(svc.transcriber, "max_seconds", None)
+    if provider_max is None:
+        return svc.settings.piece_seconds
+    return min(svc.settings.piece_seconds, float(provider_max))
+
+
+def _split(claim: state.Claim, wav: Path, svc: Services, seconds: float) -> None:
     out = wav.parent / "pieces"
     out.mkdir()
-    paths = audio.split(wav, svc.settings.piece_seconds, out, ext="wav")
+    paths = audio.split(wav, seconds, out, ext="wav")
     for n, path in enumerate(paths):
         svc.storage.put_file(f"{piece_prefix(claim)}{n:04d}.wav", path)
     state.extend_lease(claim, svc.settings)
@@ -137,6 +168,8 @@ def run_piece(chunk_id: str, piece: int, svc: Services, *, last_try: bool = Fals
             body: dict[str, Any] = {"segments": [s.model_dump() for s in result.segments]}
         except PermanentError as exc:
             body = {"error": str(exc), "kind": state.PERMANENT}
+        except CircuitOpen:
+            raise  # wait for the provider (the actor retries it), never record it as a failure
         except TransientError as exc:
             if not last_try:
                 raise

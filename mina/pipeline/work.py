@@ -13,13 +13,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from mina import audio, results
 from mina.db import session_scope
 from mina.errors import PermanentError, TransientError
 from mina.insights import analytics as analytics_mod
-from mina.insights.diarize import assign_speakers, diarize
+from mina.insights.diarize import assign_speakers, diarize_file
+from mina.insights.schemas import RefinementResult, SummaryResult, TasksResult
 from mina.models import CHUNK_TRANSCRIBED, Chunk, Conversation
 from mina.pipeline import runner
 from mina.pipeline.transcribe import Services
@@ -30,12 +34,23 @@ from mina.transcript import Segment, segments_from_json
 log = logging.getLogger(__name__)
 
 
+# The merged file may differ from the sum of its parts by encoder padding only.
+MERGE_TOLERANCE_SECONDS = 0.5
+MERGE_TOLERANCE_SHARE = 0.005
+
+
 def merged_key(conversation_id: str) -> str:
     return f"conversations/{conversation_id}/merged.ogg"
 
 
 def merge(conversation_id: str, svc: Services) -> dict[str, Any]:
-    """Concatenate the chunks in index order on disk; failed chunks become silence, listed."""
+    """Concatenate the chunks in index order on disk; failed chunks become silence, listed.
+
+    Each chunk is normalized to a 16 kHz WAV in a temporary directory and ffmpeg joins them into
+    one Opus file, so memory does not grow with the length of the meeting. The result must last
+    as long as its parts and as the chunks' recorded durations (the transcript's timeline)
+    before it is stored. Originals are only read.
+    """
     with session_scope() as session:
         chunks = session.scalars(
             select(Chunk).where(Chunk.conversation_id == conversation_id).order_by(Chunk.index)
@@ -43,7 +58,7 @@ def merge(conversation_id: str, svc: Services) -> dict[str, Any]:
     if not chunks:
         raise PermanentError("no chunks to merge")
     skipped: list[int] = []
-    expected = 0.0
+    parts_total = 0.0
     with tempfile.TemporaryDirectory(prefix="mina-merge-") as tmp:
         work = Path(tmp)
         parts: list[Path] = []
@@ -60,37 +75,45 @@ def merge(conversation_id: str, svc: Services) -> dict[str, Any]:
             else:
                 skipped.append(chunk.index)
                 seconds = audio.silence(chunk.duration or 0.0, part)
-            expected += seconds
+            parts_total += seconds
             parts.append(part)
         merged = work / "merged.ogg"
         got = audio.concat(parts, merged)
-        if abs(got - expected) > max(0.5, 0.01 * expected):
-            raise PermanentError(
-                f"merged audio is {got:.2f}s but the chunks add up to {expected:.2f}s"
-            )
+        _check_duration(got, parts_total, "its parts")
+        recorded = [c.duration for c in chunks]
+        timeline = sum(d for d in recorded if d is not None)
+        if all(d is not None for d in recorded):
+            _check_duration(got, timeline, "the chunks' recorded durations")
         key = merged_key(conversation_id)
-        blob = svc.storage.put_file(key, merged)
+        blob = svc.storage.put_file(key, merged, content_type="audio/ogg")
     with session_scope() as session:
         conv = session.get(Conversation, conversation_id)
-        assert conv is not None
+        if conv is None:
+            raise PermanentError("the conversation was deleted")
         conv.merged_audio_key = key
         conv.duration = round(got, 3)
     if skipped:
-        log.warning("conversation %s: merge skipped failed chunks %s", conversation_id, skipped)
+        log.warning(
+            "conversation %s: merge put silence for failed chunks %s", conversation_id, skipped
+        )
     return {
         "key": key,
         "duration": round(got, 3),
-        "expected_duration": round(expected, 3),
+        "expected_duration": round(timeline or parts_total, 3),
         "chunks": len(chunks),
         "skipped_chunks": skipped,
         "size": blob.size,
     }
 
 
+def _check_duration(got: float, expected: float, what: str) -> None:
+    if abs(got - expected) > max(MERGE_TOLERANCE_SECONDS, MERGE_TOLERANCE_SHARE * expected):
+        raise PermanentError(f"merged audio is {got:.2f}s but {what} add up to {expected:.2f}s")
+
+
 def diarize_task(conversation_id: str, svc: Services) -> dict[str, Any]:
     with session_scope() as session:
-        conv = session.get(Conversation, conversation_id)
-        assert conv is not None
+        conv = _conversation(session, conversation_id)
         segments = results.raw_segments(session, conversation_id)
         key = conv.merged_audio_key
         speakers_hint = conv.num_speakers
@@ -104,8 +127,9 @@ def diarize_task(conversation_id: str, svc: Services) -> dict[str, Any]:
         if path is None:
             path = Path(tmp) / "merged.ogg"
             svc.storage.download(key, path)
-        signal = audio.read_pcm(path)
-    found = diarize(signal, num_speakers=speakers_hint, max_speakers=svc.settings.max_speakers)
+        found = diarize_file(
+            str(path), num_speakers=speakers_hint, max_speakers=svc.settings.max_speakers
+        )
     labelled = assign_speakers(segments, found.turns)
     return {
         "source": "diarization",
@@ -117,8 +141,7 @@ def diarize_task(conversation_id: str, svc: Services) -> dict[str, Any]:
 
 def analytics_task(conversation_id: str, svc: Services) -> dict[str, Any]:
     with session_scope() as session:
-        conv = session.get(Conversation, conversation_id)
-        assert conv is not None
+        conv = _conversation(session, conversation_id)
         diarized = results.task_result(session, conversation_id, "diarize")
         if diarized:
             segments = segments_from_json(diarized["segments"])
@@ -132,9 +155,26 @@ def analytics_task(conversation_id: str, svc: Services) -> dict[str, Any]:
 
 def _transcript(conversation_id: str) -> tuple[list[Segment], Conversation]:
     with session_scope() as session:
-        conv = session.get(Conversation, conversation_id)
-        assert conv is not None
+        conv = _conversation(session, conversation_id)
         return results.raw_segments(session, conversation_id), conv
+
+
+def _conversation(session: Session, conversation_id: str) -> Conversation:
+    conv = session.get(Conversation, conversation_id)
+    if conv is None:
+        raise PermanentError("the conversation was deleted")
+    return conv
+
+
+def _validated(schema: type[BaseModel], answer: BaseModel) -> dict[str, Any]:
+    """A provider's answer as stored: checked against the task's schema once more, as JSON."""
+    try:
+        return schema.model_validate(answer.model_dump()).model_dump(mode="json")
+    except PydanticValidationError as exc:
+        raise PermanentError(
+            f"the language provider's answer is not a valid {schema.__name__}: "
+            f"{exc.error_count()} error(s)"
+        ) from exc
 
 
 def refinement_task(conversation_id: str, svc: Services) -> dict[str, Any]:
@@ -142,17 +182,19 @@ def refinement_task(conversation_id: str, svc: Services) -> dict[str, Any]:
     refined = get_language(svc.settings).refine(segments)
     if len(refined.segments) != len(segments):
         raise TransientError("refinement changed the number of segments")
-    return refined.model_dump()
+    return _validated(RefinementResult, refined)
 
 
 def tasks_task(conversation_id: str, svc: Services) -> dict[str, Any]:
     segments, conv = _transcript(conversation_id)
-    return get_language(svc.settings).extract_tasks(segments, conv.created_at.date()).model_dump()
+    found = get_language(svc.settings).extract_tasks(segments, conv.created_at.date())
+    return _validated(TasksResult, found)
 
 
 def summary_task(conversation_id: str, svc: Services) -> dict[str, Any]:
     segments, conv = _transcript(conversation_id)
-    return get_language(svc.settings).summarize(segments, conv.title or None).model_dump()
+    summary = get_language(svc.settings).summarize(segments, conv.title or None)
+    return _validated(SummaryResult, summary)
 
 
 TASKS: dict[str, Callable[[str, Services], dict[str, Any]]] = {

@@ -60,4 +60,8 @@ def _build(name: str, settings: Settings) -> Transcriber:
         from mina.providers.openai_asr import OpenAITranscriber
 
         return OpenAITranscriber(settings)
+    if name == "assemblyai":
+        from mina.providers.assemblyai import AssemblyAITranscriber
+
+        return AssemblyAITranscriber(settings)
     raise ConfigurationError(f"unknown or unsupported transcriber {name!r}")

@@ -1,0 +1,474 @@
+/* The participant page: record or pick a file, upload through the IndexedDB queue, follow the
+ * ledger live, reveal the results. Everything shown is a function of (local queue, set of ledger
+ * events): events are folded sorted by id, so their arrival order never matters. */
+"use strict";
+
+(() => {
+  const { el, clear, show, clock, api, throttled } = Mina;
+  const $ = (id) => document.getElementById(id);
+  const root = $("participant");
+  const cid = root.dataset.conversationId;
+  const sliceSeconds = parseFloat(root.dataset.sliceSeconds) || 30;
+  const maxBytes = parseInt(root.dataset.maxChunkBytes, 10);
+  const maxSeconds = parseFloat(root.dataset.maxChunkSeconds);
+  const token = new URLSearchParams(location.search).get("token");
+  const TASKS = ["merge", "diarize", "analytics", "refinement", "tasks", "summary"];
+  const TASK_LABELS = {
+    merge: "Join audio", diarize: "Find speakers", analytics: "Analytics",
+    refinement: "Clean transcript", tasks: "Action items", summary: "Summary",
+  };
+
+  const events = new Map();
+  let rows = [];
+  let meta = null;
+  let recorder = null;
+  let recordedBefore = 0;
+  let revealedId = 0;
+  let transcriptLoadedFor = 0;
+  let speakerTranscript = null;
+
+  const queue = new UploadQueue({
+    cid, token,
+    onChange: () => refreshQueue(),
+    onNotice: (text) => showError(text),
+    repair: (blob) => Recording.repairToWav(blob),
+  });
+
+  const refreshQueue = (() => {
+    let running = false;
+    let again = false;
+    return async () => {
+      if (running) { again = true; return; }
+      running = true;
+      try {
+        do {
+          again = false;
+          [rows, meta] = await Promise.all([queue.list(), queue.meta()]);
+          render();
+        } while (again);
+      } finally {
+        running = false;
+      }
+    };
+  })();
+
+  function showError(text) {
+    const node = $("record-error");
+    node.textContent = text;
+    show(node, Boolean(text));
+  }
+
+  /* ---- the fold ------------------------------------------------------------------------ */
+
+  function fold() {
+    const sorted = [...events.values()].sort((a, b) => a.id - b.id);
+    const s = {
+      chunks: new Map(), tasks: {}, finished: false, expected: null, transcription: null,
+      processing: null, percent: null, reveal: null, failure: null, last: {},
+    };
+    const chunk = (i) => {
+      if (!s.chunks.has(i)) s.chunks.set(i, { index: i });
+      return s.chunks.get(i);
+    };
+    for (const ev of sorted) {
+      const p = ev.payload || {};
+      s.last[ev.type] = ev;
+      const [task, phase] = splitTask(ev.type);
+      if (task) {
+        s.tasks[task] = Object.assign(s.tasks[task] || {}, {
+          status: { started: "running", ready: "done", failed: "failed" }[phase],
+          error: phase === "failed" ? p.error : null,
+          duration_ms: phase === "ready" ? p.duration_ms : (s.tasks[task] || {}).duration_ms,
+        });
+        continue;
+      }
+      switch (ev.type) {
+        case "chunk_received":
+          Object.assign(chunk(p.index), { server: "received", duration: p.duration });
+          break;
+        case "chunk_transcribed":
+          Object.assign(chunk(p.index), { server: "transcribed", text: p.text, error: null });
+          break;
+        case "chunk_failed":
+          Object.assign(chunk(p.index), { server: "failed", error: p.error });
+          break;
+        case "chunks_retried":
+          (p.chunks || []).forEach((c) => Object.assign(chunk(c.index), { server: "received", error: null }));
+          if (p.reopened) {
+            // Transcription and post-processing run again; a new reveal will follow.
+            Object.assign(s, { transcription: null, processing: null, percent: null, reveal: null, failure: null, tasks: {} });
+          }
+          break;
+        case "conversation_finished":
+          s.finished = true;
+          s.expected = p.expected_chunks;
+          break;
+        case "transcription_complete":
+          s.finished = true;
+          s.transcription = p.status;
+          break;
+        case "post_transcription_started":
+          s.processing = "running";
+          (p.tasks || TASKS).forEach((t) => (s.tasks[t] = { status: "pending" }));
+          break;
+        case "post_transcription_progress":
+          s.percent = p.percent;
+          break;
+        case "post_transcription_reveal":
+          s.reveal = ev;
+          s.failure = null;
+          s.processing = p.status;
+          break;
+        case "post_transcription_failed":
+          s.failure = ev;
+          s.processing = "failed";
+          break;
+      }
+    }
+    return s;
+  }
+
+  function splitTask(type) {
+    const m = /^(merge|diarize|analytics|refinement|tasks|summary)_(started|ready|failed)$/.exec(type);
+    return m ? [m[1], m[2]] : [null, null];
+  }
+
+  /* ---- rendering ----------------------------------------------------------------------- */
+
+  const render = throttled(() => {
+    const s = fold();
+    renderPhase(s);
+    renderRecorder(s);
+    renderChunks(s);
+    renderProcessing(s);
+    if (!s.reveal && revealedId) unreveal();
+    renderTranscript(s);
+    if (s.reveal && s.reveal.id !== revealedId) reveal(s.reveal);
+  });
+
+  /* An operator reopened the conversation: back to the live view until the next reveal. */
+  function unreveal() {
+    revealedId = 0;
+    speakerTranscript = null;
+    ["summary-card", "actions-card", "analytics-card"].forEach((id) => show($(id), false));
+    delete document.body.dataset.revealed;
+  }
+
+  function phaseOf(s) {
+    if (s.processing && s.processing !== "running") return s.processing;
+    if (s.transcription === "transcription_failed") return "failed";
+    if (s.processing === "running") return "processing";
+    if (s.finished || (meta && meta.finishRequested)) return "transcribing";
+    if (recorder) return "recording";
+    return rows.length || s.chunks.size ? "open" : "ready to record";
+  }
+
+  function renderPhase(s) {
+    const phase = phaseOf(s);
+    const node = $("phase");
+    node.textContent = phase;
+    node.dataset.state = phase.replace(/ /g, "-");
+  }
+
+  function renderRecorder(s) {
+    const closed = s.finished || Boolean(meta && meta.finishRequested);
+    const rec = $("btn-record");
+    rec.textContent = recorder ? "Stop" : recordedBefore ? "Resume recording" : "Start recording";
+    rec.classList.toggle("danger", Boolean(recorder));
+    rec.disabled = closed;
+    $("btn-finish").disabled = closed || (!recorder && !rows.length && !s.chunks.size);
+    $("file-input").disabled = closed || Boolean(recorder);
+    $("rec-dot").classList.toggle("on", Boolean(recorder));
+    if (closed && !recorder) {
+      $("rec-note").textContent = meta && meta.finishRequested && !meta.finishSent
+        ? "Finishing: the last pieces are being uploaded…"
+        : "This conversation is finished.";
+    }
+  }
+
+  function tileState(index, local, server) {
+    if (server && server.server) return server.server;
+    if (queue.uploading === index) return "uploading";
+    if (!local) return "unknown";
+    if (local.state === "pending") return local.attempts ? "retrying" : "saved";
+    if (local.state === "uploaded") return "received";
+    return local.state; // recording, rejected
+  }
+
+  function renderChunks(s) {
+    const local = new Map(rows.map((r) => [r.index, r]));
+    const indexes = [...new Set([...local.keys(), ...s.chunks.keys()])].sort((a, b) => a - b);
+    const grid = clear($("chunk-grid"));
+    let waiting = 0;
+    let retrying = 0;
+    for (const i of indexes) {
+      const row = local.get(i);
+      const server = s.chunks.get(i);
+      const state = tileState(i, row, server);
+      if (row && row.state === "pending") waiting += 1;
+      if (state === "retrying") retrying += 1;
+      const details = [`piece ${i + 1}: ${state}`];
+      if (row && row.seconds) details.push(`${row.seconds.toFixed(1)} s`);
+      if (row && row.attempts) details.push(`${row.attempts} upload attempt(s)`);
+      const error = (server && server.error) || (row && row.error);
+      if (error) details.push(error);
+      grid.append(el("span", { class: `chunk st-${state}`, title: details.join(" · "), dataset: { index: i, state } }, i + 1));
+    }
+    const done = indexes.filter((i) => (s.chunks.get(i) || {}).server === "transcribed").length;
+    $("chunk-count").textContent = indexes.length ? `${done}/${indexes.length} transcribed` : "";
+    const note = [];
+    if (waiting) note.push(`${waiting} piece(s) saved in this browser, waiting to upload`);
+    if (retrying) note.push(navigator.onLine ? "retrying…" : "offline: will upload when the network is back");
+    $("queue-note").textContent = note.join(" · ");
+  }
+
+  function renderProcessing(s) {
+    const list = clear($("task-list"));
+    const anyTask = Object.keys(s.tasks).length > 0;
+    for (const name of TASKS) {
+      const t = s.tasks[name] || { status: anyTask ? "pending" : "waiting" };
+      list.append(el("li", { class: `task st-${t.status}`, dataset: { task: name, state: t.status } },
+        el("span", { class: "task-name", text: TASK_LABELS[name] }),
+        el("span", { class: "task-status", text: t.status === "done" && t.duration_ms ? `done · ${Mina.ms(t.duration_ms)}` : t.status }),
+        t.error ? el("span", { class: "task-error", text: t.error }) : null));
+    }
+    const total = Math.max(s.expected || 0, s.chunks.size, rows.length);
+    const transcribed = [...s.chunks.values()].filter((c) => c.server === "transcribed" || c.server === "failed").length;
+    let pct = total ? (70 * transcribed) / total : 0;
+    let text = total ? `Transcribed ${transcribed} of ${total} piece(s).` : "Waiting for audio.";
+    if (s.processing) {
+      pct = 70 + 0.3 * (s.percent || 0);
+      text = `Transcription complete. Working on the results: ${s.percent || 0}%.`;
+    }
+    if (s.reveal) {
+      pct = 100;
+      const failed = s.reveal.payload.failed_tasks || [];
+      text = failed.length ? `Ready, except: ${failed.map((t) => TASK_LABELS[t] || t).join(", ")}.` : "Ready.";
+    }
+    if (s.failure) {
+      pct = 100;
+      text = `Processing failed: ${s.failure.payload.reason || (s.failure.payload.failed_tasks || []).join(", ")}`;
+    }
+    const bar = $("progress-bar");
+    bar.style.width = `${Math.round(pct)}%`;
+    bar.classList.toggle("failed", Boolean(s.failure));
+    $("progress-text").textContent = text;
+  }
+
+  function renderTranscript(s) {
+    if (speakerTranscript) return; // the diarized transcript replaced the live one
+    const node = $("transcript");
+    const pieces = [...s.chunks.values()].filter((c) => c.server === "transcribed" || c.server === "failed")
+      .sort((a, b) => a.index - b.index);
+    if (!pieces.length) return;
+    clear(node);
+    for (const c of pieces) {
+      node.append(c.server === "failed"
+        ? el("p", { class: "seg failed", dataset: { index: c.index } }, `[piece ${c.index + 1} could not be transcribed: ${c.error || "error"}]`)
+        : el("p", { class: "seg", dataset: { index: c.index } }, el("span", { class: "seg-time", text: `#${c.index + 1}` }), c.text || "…"));
+    }
+    $("transcript-state").textContent = s.transcription ? "complete" : "live";
+  }
+
+  function renderSpeakerTranscript(segments, colours) {
+    const node = clear($("transcript"));
+    let last = null;
+    let para = null;
+    for (const seg of segments) {
+      if (!para || seg.speaker !== last) {
+        const who = seg.speaker || "Unknown";
+        para = el("p", { class: "seg" },
+          el("span", { class: "seg-time", text: clock(seg.start) }),
+          el("span", { class: "speaker", dataset: { colour: colours(who) }, text: who }));
+        node.append(para);
+        last = seg.speaker;
+      }
+      para.append(` ${seg.text}`);
+    }
+    $("transcript-state").textContent = "with speakers";
+  }
+
+  /* ---- the reveal ---------------------------------------------------------------------- */
+
+  function unwrap(data, key) {
+    for (const candidate of [data, data && data.result, data && data[key]]) {
+      if (candidate && typeof candidate === "object" && key in candidate) return candidate;
+    }
+    return null;
+  }
+
+  async function result(name, key) {
+    const r = await api(`/api/conversations/${cid}/${name}`, { token });
+    const found = r.ok ? unwrap(r.data, key) : null;
+    if (found) return found;
+    const ready = fold().last[`${name}_ready`]; // the ledger carries the result too
+    return ready ? unwrap(ready.payload.result, key) : null;
+  }
+
+  async function reveal(ev) {
+    revealedId = ev.id;
+    const [summary, tasks, analytics] = await Promise.all([
+      result("summary", "key_points"), result("tasks", "items"), result("analytics", "speakers"),
+    ]);
+    const names = (analytics && analytics.speakers.map((s) => s.speaker)) || [];
+    const colours = (who) => {
+      if (!names.includes(who)) names.push(who);
+      return names.indexOf(who) % MinaCharts.PALETTE.length;
+    };
+    if (transcriptLoadedFor !== ev.id) {
+      const t = await api(`/api/conversations/${cid}/transcript`, { token });
+      if (t.ok && t.data.segments.some((seg) => seg.speaker)) {
+        transcriptLoadedFor = ev.id;
+        speakerTranscript = t.data.segments;
+        renderSpeakerTranscript(speakerTranscript, colours);
+      }
+    }
+    if (summary) {
+      $("summary-title").textContent = summary.title || "Summary";
+      $("summary-text").textContent = summary.summary;
+      fillList($("key-points"), summary.key_points);
+      fillList($("decisions"), summary.decisions);
+      fillList($("open-questions"), summary.open_questions);
+    }
+    show($("summary-card"), Boolean(summary));
+    if (tasks) {
+      const list = clear($("action-items"));
+      if (!tasks.items.length) list.append(el("li", { class: "muted", text: "No action items." }));
+      for (const item of tasks.items) {
+        list.append(el("li", {},
+          el("span", { class: "ai-text", text: item.text }),
+          el("span", { class: "ai-meta" },
+            item.owner ? el("span", { class: "tag", text: item.owner }) : null,
+            item.due ? el("span", { class: "tag due", text: `due ${item.due}` }) : null,
+            item.source_time !== null && item.source_time !== undefined ? el("span", { class: "muted", text: `at ${clock(item.source_time)}` }) : null)));
+      }
+    }
+    show($("actions-card"), Boolean(tasks));
+    show($("analytics-card"), Boolean(analytics));
+    if (analytics) {
+      MinaCharts.render({
+        shareCanvas: $("chart-share"), timelineCanvas: $("chart-timeline"), tableNode: $("speaker-table"),
+      }, analytics);
+    }
+    document.body.dataset.revealed = "true";
+  }
+
+  function fillList(node, items) {
+    clear(node);
+    (items || []).forEach((text) => node.append(el("li", { text })));
+    if (!items || !items.length) node.append(el("li", { class: "muted", text: "None." }));
+  }
+
+  /* ---- actions ------------------------------------------------------------------------- */
+
+  async function toggleRecording() {
+    showError("");
+    if (recorder) {
+      const r = recorder;
+      recorder = null;
+      recordedBefore += r.elapsed();
+      await r.stop();
+      render();
+      return;
+    }
+    if (!navigator.mediaDevices || Recording.pickType() === null) {
+      showError("This browser cannot record audio. Upload a recording instead.");
+      return;
+    }
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } });
+    } catch (err) {
+      showError(`The microphone is not available: ${err.message || err.name}`);
+      return;
+    }
+    recorder = new Recording.SliceRecorder({ stream, sliceSeconds, queue });
+    await recorder.start();
+    render();
+  }
+
+  async function finish() {
+    showError("");
+    $("btn-finish").disabled = true;
+    if (recorder) {
+      const r = recorder;
+      recorder = null;
+      recordedBefore += r.elapsed();
+      await r.stop();
+    }
+    await queue.requestFinish();
+  }
+
+  async function pickFile(event) {
+    const file = event.target.files[0];
+    event.target.value = "";
+    if (!file) return;
+    showError("");
+    const seconds = await Recording.probeSeconds(file);
+    const fits = file.size <= maxBytes && (!isFinite(seconds) || seconds <= maxSeconds);
+    try {
+      if (fits) {
+        await queue.add(file, file.name, isFinite(seconds) ? seconds : null);
+      } else {
+        $("rec-note").textContent = "Cutting the recording into pieces…";
+        const pieces = await Recording.cutToWav(file, Math.min(sliceSeconds, maxSeconds));
+        for (const piece of pieces) {
+          if (piece.blob.size > maxBytes) throw new Error("a piece is still larger than the upload limit");
+          await queue.add(piece.blob, null, piece.seconds);
+        }
+      }
+    } catch (err) {
+      showError(`This file cannot be uploaded: ${err.message || err}`);
+      return;
+    }
+    await queue.requestFinish();
+  }
+
+  function tick() {
+    const seconds = recordedBefore + (recorder ? recorder.elapsed() : 0);
+    $("rec-time").textContent = clock(seconds);
+  }
+
+  /* ---- start --------------------------------------------------------------------------- */
+
+  async function start() {
+    if (!token) {
+      showError("This link has no token; open the link you were given.");
+      return;
+    }
+    $("btn-record").addEventListener("click", toggleRecording);
+    $("btn-finish").addEventListener("click", finish);
+    $("file-input").addEventListener("change", pickFile);
+    window.addEventListener("beforeunload", (e) => {
+      // Nothing saved is lost on close (the next visit uploads it), but recording stops.
+      if (recorder || rows.some((r) => r.state === "pending")) e.preventDefault();
+    });
+    window.addEventListener("online", render);
+    window.addEventListener("offline", render);
+    setInterval(tick, 500);
+
+    await queue.recoverOrphans();
+    const status = await api(`/api/conversations/${cid}`, { token });
+    if (status.ok) await queue.atLeast(status.data.chunks.total);
+    await refreshQueue();
+    queue.pump();
+
+    const conn = $("conn");
+    const feed = new Mina.EventFeed({
+      join: { conversation_id: cid, token },
+      replayUrl: (after) => `/api/conversations/${cid}/events?after=${after}&limit=500`,
+      onEvent: (ev) => {
+        events.set(ev.id, ev);
+        render();
+      },
+      onState: (state) => {
+        conn.dataset.state = state;
+        conn.textContent = { live: "live", polling: "polling", offline: "offline", refused: "not live" }[state] || state;
+      },
+    });
+    window.minaFeed = feed; // for the browser tests and for debugging
+    feed.start();
+  }
+
+  start();
+})();

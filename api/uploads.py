@@ -1,0 +1,106 @@
+"""Presigned chunk uploads for S3 storage (DESIGN §3.1): presign, PUT to S3, confirm."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+from pydantic import BaseModel, ConfigDict, Field
+from spectree import Response as Resp
+
+from api.context import services
+from api.extensions import spec
+from api.participant import ERRORS, _authorized, json_body
+from api.schemas import ChunkAccepted, ErrorResponse
+from mina import ingest, presign
+
+bp = Blueprint("uploads", __name__, url_prefix="/api/conversations")
+
+
+class PresignRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    index: int = Field(ge=0, le=100_000)
+    size: int = Field(gt=0, description="bytes the PUT will send")
+    content_type: str = Field(max_length=100, examples=["audio/webm;codecs=opus"])
+
+
+class PresignOut(BaseModel):
+    index: int
+    key: str
+    url: str = Field(description="PUT the file here, with `headers`")
+    method: str
+    headers: dict[str, str]
+    expires_in: int
+
+
+class ConfirmRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    index: int = Field(ge=0, le=100_000)
+    key: str = Field(max_length=300)
+
+
+@bp.post("/<conversation_id>/chunks/presign")
+@spec.validate(
+    json=PresignRequest,
+    resp=Resp(HTTP_200=PresignOut, HTTP_413=ErrorResponse, HTTP_415=ErrorResponse, **ERRORS),
+)
+def presign_chunk(conversation_id: str) -> tuple[Response, int]:
+    _authorized(conversation_id)
+    svc = services()
+    body = json_body(PresignRequest)
+    index = ingest.check_index(body.index, svc.settings)
+    out = presign.presign_chunk(
+        conversation_id,
+        index,
+        body.size,
+        body.content_type,
+        storage=svc.storage,
+        settings=svc.settings,
+    )
+    return jsonify(
+        {
+            "index": index,
+            "key": out.key,
+            "url": out.url,
+            "method": "PUT",
+            "headers": out.headers,
+            "expires_in": out.expires_in,
+        }
+    ), 200
+
+
+@bp.post("/<conversation_id>/chunks/confirm")
+@spec.validate(
+    json=ConfirmRequest,
+    resp=Resp(
+        HTTP_200=ChunkAccepted,
+        HTTP_202=ChunkAccepted,
+        HTTP_413=ErrorResponse,
+        HTTP_415=ErrorResponse,
+        **ERRORS,
+    ),
+)
+def confirm_chunk(conversation_id: str) -> tuple[Response, int]:
+    _authorized(conversation_id)
+    svc = services()
+    body = json_body(ConfirmRequest)
+    index = ingest.check_index(body.index, svc.settings)
+    accepted = presign.confirm_chunk(
+        conversation_id,
+        index,
+        body.key,
+        storage=svc.storage,
+        dispatcher=svc.dispatcher,
+        settings=svc.settings,
+    )
+    c = accepted.chunk
+    out = {
+        "id": c.id,
+        "index": c.index,
+        "status": c.status,
+        "sha256": c.sha256,
+        "size": c.size,
+        "duration": c.duration,
+        "created": accepted.created,
+    }
+    return jsonify(out), 202 if accepted.created else 200

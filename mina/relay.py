@@ -1,0 +1,206 @@
+"""The relay: emits committed ledger events from a thread of this process, then stamps them.
+
+`publish()` is called after a commit with the events' messages and returns at once: the caller's
+transaction never waits on Socket.IO or Redis. A daemon thread emits each message to the room
+`conversation:{id}`, stamps `emitted_at` with one UPDATE per batch, and sends the operators'
+`dashboard_refresh`, coalesced: at most one per `dashboard_interval` seconds, the first change at
+once and the rest of a window merged into one trailing refresh, so the last change is never
+lost. What fails to go out keeps `emitted_at` NULL and the scheduler's relay job sends it later.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+from sqlalchemy import update
+from sqlalchemy.exc import SQLAlchemyError
+
+from mina.db import session_scope, utcnow
+from mina.errors import TransientError
+from mina.models import Event
+
+log = logging.getLogger(__name__)
+
+OPERATORS_ROOM = "operators"
+Message = dict[str, Any]
+
+
+class Emitter(Protocol):
+    """Sends one Socket.IO event to a room; raises `TransientError` if it could not."""
+
+    def emit(self, event: str, data: dict[str, Any], room: str) -> None: ...
+
+
+def room(conversation_id: str) -> str:
+    return f"conversation:{conversation_id}"
+
+
+class Relay:
+    def __init__(self, dashboard_interval: float = 0.5) -> None:
+        self._emitter: Emitter | None = None
+        self._interval = dashboard_interval
+        self._reset()
+        self._exit_hook = False
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        """Fresh state (at start, and in a forked child: the parent's thread did not follow)."""
+        self._cond = threading.Condition()
+        self._pending: list[Message] = []
+        self._dirty: set[str] = set()
+        self._last_refresh = float("-inf")
+        self._busy = False
+        self._thread: threading.Thread | None = None
+
+    def set_emitter(
+        self, emitter: Emitter | None, *, dashboard_interval: float | None = None
+    ) -> None:
+        with self._cond:
+            self._emitter = emitter
+            if dashboard_interval is not None:
+                self._interval = dashboard_interval
+        if emitter is not None:
+            self._ensure_thread()
+
+    @property
+    def active(self) -> bool:
+        return self._emitter is not None
+
+    @property
+    def emitter(self) -> Emitter | None:
+        return self._emitter
+
+    def publish(self, messages: Sequence[Message]) -> None:
+        """Hand committed events to the thread; never blocks, never raises."""
+        if self._emitter is None or not messages:
+            return
+        self._ensure_thread()
+        with self._cond:
+            self._pending.extend(messages)
+            self._cond.notify_all()
+
+    def emit_now(self, messages: Sequence[Message]) -> list[int]:
+        """Emit in the caller's thread (the scheduler's catch-up); returns the ids that went out.
+
+        The caller stamps them in its own transaction.
+        """
+        emitter = self._emitter
+        if emitter is None:
+            return []
+        sent = _emit_all(emitter, messages)
+        self.changed(m["conversation_id"] for m in messages if m["conversation_id"])
+        return [m["id"] for m in sent]
+
+    def changed(self, conversation_ids: Iterable[str]) -> None:
+        """Note conversations that changed: the next coalesced `dashboard_refresh` names them."""
+        ids = set(conversation_ids)
+        if not ids or self._emitter is None:
+            return
+        self._ensure_thread()
+        with self._cond:
+            self._dirty |= ids
+            self._cond.notify_all()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything published so far went out (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._pending or self._busy or self._dirty:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._thread is None:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def _ensure_thread(self) -> None:
+        with self._cond:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._thread = threading.Thread(target=self._run, name="mina-relay", daemon=True)
+            self._thread.start()
+            if not self._exit_hook:
+                atexit.register(self.flush, 2.0)
+                self._exit_hook = True
+
+    def _due(self) -> bool:
+        return bool(self._dirty) and time.monotonic() >= self._last_refresh + self._interval
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._due():
+                    wait = None
+                    if self._dirty:
+                        wait = max(0.0, self._last_refresh + self._interval - time.monotonic())
+                    self._cond.wait(wait)
+                batch, self._pending = self._pending, []
+                self._busy = True
+            try:
+                self._step(batch)
+            except Exception:  # the one boundary: the thread must outlive any one bad batch;
+                # what it did not stamp stays in the ledger for the scheduler's relay job.
+                log.exception("relay: batch of %d event(s) not emitted", len(batch))
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def _step(self, batch: list[Message]) -> None:
+        emitter = self._emitter
+        if emitter is None:
+            return
+        if batch:
+            sent = _emit_all(emitter, batch)
+            _stamp([m["id"] for m in sent])
+            with self._cond:
+                self._dirty |= {m["conversation_id"] for m in batch if m["conversation_id"]}
+        with self._cond:
+            if not self._due():
+                return
+            ids, self._dirty = sorted(self._dirty), set()
+            self._last_refresh = time.monotonic()
+        try:
+            emitter.emit("dashboard_refresh", {"conversation_ids": ids}, OPERATORS_ROOM)
+        except TransientError as exc:
+            log.warning("relay: dashboard_refresh for %d conversation(s) lost: %s", len(ids), exc)
+
+
+def _emit_all(emitter: Emitter, messages: Sequence[Message]) -> list[Message]:
+    """Emit in order; stop at the first failure (the transport is down) and leave the rest."""
+    sent: list[Message] = []
+    for m in messages:
+        try:
+            if m["conversation_id"]:  # an event of no conversation has no room: nothing to send
+                emitter.emit(m["type"], m, room(m["conversation_id"]))
+        except TransientError as exc:
+            log.warning(
+                "conversation %s: event %s not emitted, %d left for the scheduler: %s",
+                m["conversation_id"],
+                m["id"],
+                len(messages) - len(sent),
+                exc,
+            )
+            break
+        sent.append(m)
+    return sent
+
+
+def _stamp(ids: list[int]) -> None:
+    if not ids:
+        return
+    try:
+        with session_scope() as session:
+            session.execute(
+                update(Event)
+                .where(Event.id.in_(ids))
+                .values(emitted_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+    except SQLAlchemyError as exc:  # emitted but not stamped: the scheduler emits them again
+        log.warning("relay: %d emitted event(s) not stamped: %s", len(ids), exc)

@@ -1,0 +1,1 @@
+"""Local HTTP servers that speak the APIs of services tests cannot reach (OpenAI, AssemblyAI)."""

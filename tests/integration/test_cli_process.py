@@ -1,0 +1,105 @@
+"""`mina process` as a newcomer runs it: real files in, one JSON document or readable text out."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mina import audio
+from mina.synth import default_meeting_lines, make_meeting
+from tests.fixtures.audio import wer
+
+ROOT = Path(__file__).resolve().parents[2]
+MINA = [sys.executable, "-m", "mina_cli"]
+
+
+def run_mina(args: list[str], data_dir: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MINA_")}
+    env["MINA_DATA_DIR"] = str(data_dir)
+    return subprocess.run(
+        [*MINA, *args], cwd=data_dir.parent, env=env, capture_output=True, text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def wav_meeting(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    work = tmp_path_factory.mktemp("cli")
+    script = make_meeting(default_meeting_lines(0.75), work / "meeting.wav")
+    return work / "meeting.wav", script.text
+
+
+@pytest.mark.parametrize("fmt", ["wav", "mp3", "m4a", "ogg", "webm", "flac"])
+def test_every_common_format_gives_an_accurate_transcript(
+    fmt: str, wav_meeting: tuple[Path, str], tmp_path: Path
+) -> None:
+    src, reference = wav_meeting
+    path = tmp_path / f"meeting.{fmt}"
+    if fmt == "wav":
+        path.write_bytes(src.read_bytes())
+    else:
+        audio.encode(src, path)
+    out = run_mina(["process", str(path), "--json"], tmp_path / "data")
+    assert out.returncode == 0, out.stderr[-2000:]
+    doc = json.loads(out.stdout)  # exactly one JSON document on stdout
+    assert set(doc) >= {"conversation_id", "transcript", "analytics", "tasks", "summary"}
+    text = " ".join(s["text"] for s in doc["transcript"]["segments"])
+    assert wer(reference, text) <= 0.15
+    assert doc["processing_status"] == "ready"
+    assert doc["summary"]["summary"] and doc["analytics"]["speakers"]
+
+
+def test_readable_output_and_out_dir(wav_meeting: tuple[Path, str], tmp_path: Path) -> None:
+    src, _ = wav_meeting
+    out = run_mina(["process", str(src), "--out", str(tmp_path / "res"), "--format", "srt"],
+                   tmp_path / "data")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Transcript" in out.stdout and "Action items" in out.stdout
+    assert "chunks transcribed" in out.stderr  # the progress bar goes to stderr
+    srt = (tmp_path / "res" / "meeting.transcript.srt").read_text()
+    assert "-->" in srt
+    summary = json.loads((tmp_path / "res" / "meeting.summary.json").read_text())
+    assert summary["key_points"]
+
+
+def _corrupt(tmp: Path) -> Path:
+    good = tmp / "good.ogg"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=duration=4",
+                    "-c:a", "libopus", str(good)], check=True)
+    data = good.read_bytes()
+    bad = tmp / "cut.ogg"
+    bad.write_bytes(data[: len(data) // 2])
+    return bad
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("missing", "no such file"),
+        ("empty", "empty"),
+        ("text", "not an audio file"),
+        ("corrupt", ""),
+    ],
+)
+def test_bad_files_exit_non_zero_with_one_line(case: str, message: str, tmp_path: Path) -> None:
+    if case == "missing":
+        path = tmp_path / "nope.wav"
+    elif case == "empty":
+        path = tmp_path / "empty.wav"
+        path.write_bytes(b"")
+    elif case == "text":
+        path = tmp_path / "notes.mp3"
+        path.write_text("hello\n" * 50)
+    else:
+        path = _corrupt(tmp_path)
+    out = run_mina(["process", str(path)], tmp_path / "data", timeout=120)
+    assert out.returncode != 0
+    lines = [ln for ln in out.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error:"), out.stderr
+    assert message in lines[0]
+    assert out.stdout == ""
