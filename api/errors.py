@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, jsonify
+from pydantic import ValidationError as PydanticValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from mina.errors import MinaError
@@ -25,6 +26,13 @@ def register(app: Flask) -> None:
         if exc.status >= 500:
             log.warning("%s: %s", exc.code, exc.message)
         return error_response(exc.status, exc.code, exc.message)
+
+    @app.errorhandler(PydanticValidationError)
+    def _invalid(exc: PydanticValidationError) -> tuple[Response, int]:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": str(exc)}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        message = f"{where}: {first['msg']}" if where else str(first["msg"])
+        return error_response(400, "invalid_request", message)
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(exc: RequestEntityTooLarge) -> tuple[Response, int]:

@@ -22,8 +22,9 @@ from api.schemas import (
     RetryRequest,
     StatsOut,
 )
-from mina import operator
+from mina import operator, resilience
 from mina.db import session_scope, utcnow
+from mina.errors import TransientError
 from mina.pipeline import finish as finish_service
 from workers.queues import queue_depths
 
@@ -67,10 +68,15 @@ def conversation(conversation_id: str) -> Response:
 @bp.get("/stats")
 @spec.validate(resp=Resp(HTTP_200=StatsOut, **ERRORS))
 def stats() -> Response:
-    stuck = services().settings.operator_stuck_seconds
+    settings = services().settings
     depths = queue_depths()
     with session_scope() as session:
-        return jsonify(operator.stats(session, utcnow(), stuck, depths))
+        out = operator.stats(session, utcnow(), settings.operator_stuck_seconds, depths)
+    try:
+        out["providers"] = resilience.breaker_states(settings)
+    except TransientError:  # Redis unreachable: the rest of the stats still help
+        out["providers"] = None
+    return jsonify(out)
 
 
 @bp.post("/conversations/<conversation_id>/retry")

@@ -132,7 +132,11 @@ def status(conversation_id: str) -> Response:
 
 
 @bp.get("/<conversation_id>/transcript")
-@spec.validate(query=TranscriptQuery, resp=Resp(HTTP_200=TranscriptOut, **ERRORS))
+@spec.validate(
+    query=TranscriptQuery,
+    resp=Resp(HTTP_200=TranscriptOut, **ERRORS),
+    skip_validation=True,  # txt/srt/vtt bodies are not JSON; the query is validated below
+)
 def transcript(conversation_id: str) -> Response:
     _authorized(conversation_id)
     fmt = TranscriptQuery.model_validate(request.args.to_dict()).format

@@ -274,6 +274,9 @@ class StatsOut(BaseModel):
     queues: dict[str, dict[str, int | None]] | None
     timings: dict[str, Timing]
     generated_at: str | None
+    providers: dict[str, str] | None = Field(
+        None, description="circuit breaker per provider: closed, half_open or open"
+    )
 
 
 class RetryRequest(Strict):

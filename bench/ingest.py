@@ -8,7 +8,9 @@ then with N concurrent clients (keep-alive HTTP/1.1, one conversation each) meas
   upload    POST …/chunks with a 30 s Opus chunk: spool + sha256, magic bytes, ffmpeg decode
             probe, blob write, row + event insert, Redis enqueue;
   webhook   POST /webhooks/transcription/assemblyai: HMAC check, INSERT, Redis enqueue;
-  probe     the decode probe alone (mina.audio.probe), serially, outside the server.
+  probe     the decode probe alone (mina.audio.probe), serially, outside the server;
+  serial    the same three requests from one client, one at a time: the service time that
+            the concurrent figures add queueing to.
 
 Prints p50/p99/max per kind, the ratio to the baseline measured in the same run, and the targets
 (upload p99 <= 50 ms, webhook p99 <= 20 ms on this machine), met or not.
@@ -23,7 +25,6 @@ import http.client
 import json
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,8 +53,20 @@ def free_port() -> int:
 def make_chunk(work: Path) -> bytes:
     path = work / "chunk.ogg"
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=330:duration=30",
-         "-c:a", "libopus", "-b:a", "32k", str(path)],
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=330:duration=30",
+            "-c:a",
+            "libopus",
+            "-b:a",
+            "32k",
+            str(path),
+        ],
         check=True,
     )
     return path.read_bytes()
@@ -82,8 +95,16 @@ def drop_database(name: str) -> None:
 
 
 def start_server(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    cmd = [str(ROOT / ".venv" / "bin" / "gunicorn"), "-w", "1", "--threads", "64",
-           "-b", f"127.0.0.1:{port}", "api:create_app()"]
+    cmd = [
+        str(ROOT / ".venv" / "bin" / "gunicorn"),
+        "-w",
+        "1",
+        "--threads",
+        "64",
+        "-b",
+        f"127.0.0.1:{port}",
+        "api:create_app()",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -102,8 +123,13 @@ class Client:
     def __init__(self, port: int) -> None:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 
-    def call(self, method: str, path: str, body: bytes | None = None,
-             headers: dict[str, str] | None = None) -> tuple[int, bytes, float]:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, bytes, float]:
         started = time.perf_counter()
         self.conn.request(method, path, body=body, headers=headers or {})
         response = self.conn.getresponse()
@@ -114,14 +140,19 @@ class Client:
 def multipart(index: int, data: bytes) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
     head = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"index\"\r\n\r\n{index}\r\n"
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"c.ogg\"\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="index"\r\n\r\n{index}\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="c.ogg"\r\n'
         f"Content-Type: audio/ogg\r\n\r\n"
     ).encode()
-    return head + data + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+    return (
+        head + data + f"\r\n--{boundary}--\r\n".encode(),
+        f"multipart/form-data; boundary={boundary}",
+    )
 
 
-def run_clients(clients: int, work: Callable[[int, list[float]], None]) -> tuple[list[float], float]:
+def run_clients(
+    clients: int, work: Callable[[int, list[float]], None]
+) -> tuple[list[float], float]:
     times: list[list[float]] = [[] for _ in range(clients)]
     errors: list[BaseException] = []
     start = threading.Barrier(clients)
@@ -130,7 +161,7 @@ def run_clients(clients: int, work: Callable[[int, list[float]], None]) -> tuple
         try:
             start.wait()
             work(n, times[n])
-        except BaseException as exc:  # a bench: report it below and stop
+        except BaseException as exc:  # noqa: BLE001 - a bench: report it below and stop
             errors.append(exc)
 
     threads = [threading.Thread(target=body, args=(n,)) for n in range(clients)]
@@ -146,7 +177,7 @@ def run_clients(clients: int, work: Callable[[int, list[float]], None]) -> tuple
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def report(name: str, values: list[float], wall: float, base: list[float] | None) -> dict[str, Any]:
@@ -158,8 +189,10 @@ def report(name: str, values: list[float], wall: float, base: list[float] | None
         "max_ms": max(values) * 1000,
         "per_s": len(values) / wall if wall else 0.0,
     }
-    line = (f"{name:9s} n={row['n']:5d}  p50={row['p50_ms']:8.1f} ms  p99={row['p99_ms']:8.1f} ms"
-            f"  max={row['max_ms']:8.1f} ms  {row['per_s']:7.1f}/s")
+    line = (
+        f"{name:11s} n={row['n']:5d}  p50={row['p50_ms']:8.1f} ms  p99={row['p99_ms']:8.1f} ms"
+        f"  max={row['max_ms']:8.1f} ms  {row['per_s']:7.1f}/s"
+    )
     if base:
         row["ratio_p50"] = pct(values, 50) / pct(base, 50)
         row["ratio_p99"] = pct(values, 99) / pct(base, 99)
@@ -205,14 +238,18 @@ def main() -> None:
     server = start_server(env, port, work / "gunicorn.log")
     rows: list[dict[str, Any]] = []
     try:
-        print(f"{args.clients} clients, one 30 s Opus chunk of {len(chunk)} bytes, "
-              f"cores={os.cpu_count()}, load={os.getloadavg()[0]:.2f}", flush=True)
+        print(
+            f"{args.clients} clients, one 30 s Opus chunk of {len(chunk)} bytes, "
+            f"cores={os.cpu_count()}, load={os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
         # Each client: its own conversation and keep-alive connection.
         setup = Client(port)
         convs = []
         for _ in range(args.clients):
-            status, body, _ = setup.call("POST", "/api/conversations", b"{}",
-                                         {"Content-Type": "application/json"})
+            status, body, _ = setup.call(
+                "POST", "/api/conversations", b"{}", {"Content-Type": "application/json"}
+            )
             assert status == 201, body
             convs.append(json.loads(body))
 
@@ -225,29 +262,66 @@ def main() -> None:
 
         def uploads(n: int, out: list[float]) -> None:
             c, conv = Client(port), convs[n]
-            for index in range(args.uploads):
+            first = warm_offset.get(n, 0)
+            for index in range(first, first + args.uploads):
                 body, ctype = multipart(index, chunk)
-                status, data, t = c.call("POST", f"/api/conversations/{conv['id']}/chunks", body,
-                                         {"Content-Type": ctype,
-                                          "Authorization": f"Bearer {conv['token']}"})
+                status, data, t = c.call(
+                    "POST",
+                    f"/api/conversations/{conv['id']}/chunks",
+                    body,
+                    {"Content-Type": ctype, "Authorization": f"Bearer {conv['token']}"},
+                )
                 assert status == 202, data
                 out.append(t)
 
-        def webhooks(n: int, out: list[float]) -> None:
+        solo = convs[0]
+
+        def serial_upload(c: Client, i: int) -> tuple[int, bytes, float]:
+            body, ctype = multipart(1000 + i, chunk)
+            headers = {"Content-Type": ctype, "Authorization": f"Bearer {solo['token']}"}
+            return c.call("POST", f"/api/conversations/{solo['id']}/chunks", body, headers)
+
+        def serial_webhook(c: Client, i: int) -> tuple[int, bytes, float]:
+            chunk_id = f"solo{i:05d}"
+            body = json.dumps({"transcript_id": f"solo-{uuid.uuid4().hex}", "status": "completed"})
+            headers = {
+                "Content-Type": "application/json",
+                "X-Mina-Webhook-Token": token(SECRET, "assemblyai", chunk_id),
+            }
+            path = f"/webhooks/transcription/assemblyai?chunk={chunk_id}"
+            return c.call("POST", path, body.encode(), headers)
+
+        def webhooks(n: int, out: list[float], count: int | None = None) -> None:
             c = Client(port)
-            for k in range(args.webhooks):
+            for k in range(args.webhooks if count is None else count):
                 chunk_id = f"bench{n:03d}x{k:04d}"
-                body = json.dumps({"transcript_id": f"job-{uuid.uuid4().hex}",
-                                   "status": "completed"}).encode()
-                headers = {"Content-Type": "application/json",
-                           "X-Mina-Webhook-Token": token(SECRET, "assemblyai", chunk_id)}
+                body = json.dumps(
+                    {"transcript_id": f"job-{uuid.uuid4().hex}", "status": "completed"}
+                ).encode()
+                headers = {
+                    "Content-Type": "application/json",
+                    "X-Mina-Webhook-Token": token(SECRET, "assemblyai", chunk_id),
+                }
                 status, data, t = c.call(
                     "POST", f"/webhooks/transcription/assemblyai?chunk={chunk_id}", body, headers
                 )
                 assert status == 200, data
                 out.append(t)
 
-        run_clients(min(args.clients, 10), healthz)  # warm-up: connections, imports, pool
+        # Warm-up: connections, the pool, and the imports the first enqueue pays for.
+        run_clients(min(args.clients, 10), healthz)
+        warm = convs.pop()
+        body, ctype = multipart(0, chunk)
+        status, data, _ = setup.call(
+            "POST",
+            f"/api/conversations/{warm['id']}/chunks",
+            body,
+            {"Content-Type": ctype, "Authorization": f"Bearer {warm['token']}"},
+        )
+        assert status == 202, data
+        convs.append(warm)  # its index 0 is taken: that client starts at 1
+        warm_offset = {len(convs) - 1: 1}
+        run_clients(1, lambda n, out: webhooks(999, out, 3))
         base, wall = run_clients(args.clients, healthz)
         rows.append(report("baseline", base, wall, None))
         values, wall = run_clients(args.clients, webhooks)
@@ -261,8 +335,24 @@ def main() -> None:
             audio.probe(work / "chunk.ogg", max_seconds=600)
             probes.append(time.perf_counter() - started)
         rows.append(report("probe", probes, sum(probes), None))
-        print("probe = mina.audio.probe on the same chunk, one at a time, no other load from "
-              "this bench: the decode probe's floor inside every upload", flush=True)
+
+        serial = Client(port)
+        for kind, call in (
+            ("healthz", lambda i: serial.call("GET", "/healthz")),
+            ("webhook", lambda i: serial_webhook(serial, i)),
+            ("upload", lambda i: serial_upload(serial, i)),
+        ):
+            times = []
+            for i in range(20 if kind == "upload" else 200):
+                status, data, t = call(i)
+                assert status in (200, 202), data
+                times.append(t)
+            rows.append(report(f"1x {kind}", times, sum(times), None))
+        print(
+            "probe = mina.audio.probe on the same chunk, one at a time, no other load from "
+            "this bench: the decode probe's floor inside every upload",
+            flush=True,
+        )
     finally:
         server.terminate()
         server.wait(timeout=30)

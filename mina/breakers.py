@@ -26,6 +26,8 @@ from mina.errors import TransientError
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 STATES = (CLOSED, HALF_OPEN, OPEN)
 _PREFIX = "mina:provider:"
+#: How long a caller refused during a half-open probe waits before asking again.
+PROBE_BUSY_SECONDS = 3.0
 
 T = TypeVar("T")
 
@@ -72,7 +74,7 @@ if state == 'open' then
   redis.call('HSET', KEYS[1], 'state', 'half_open', 'successes', 0)
 end
 if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[3]) then return {1, '0'} end
-return {0, '1'}
+return {0, ARGV[4]}
 """
 
 _RECORD = """
@@ -139,7 +141,12 @@ class RedisStore:
         return [f"{_PREFIX}{name}:breaker", f"{_PREFIX}{name}:probe"]
 
     def allow(self, name: str, policy: BreakerPolicy, now: float) -> tuple[bool, float]:
-        args = [repr(now), repr(policy.reset_seconds), str(int(policy.probe_seconds * 1000))]
+        args = [
+            repr(now),
+            repr(policy.reset_seconds),
+            str(int(policy.probe_seconds * 1000)),
+            repr(PROBE_BUSY_SECONDS),
+        ]
         ok, wait = _redis_call(lambda: self._allow(keys=self._keys(name), args=args))
         return bool(int(ok)), float(_text(wait))
 
@@ -198,7 +205,7 @@ class MemoryStore:
             if b.probe_until <= now:
                 b.probe_until = now + policy.probe_seconds
                 return True, 0.0
-            return False, 1.0
+            return False, PROBE_BUSY_SECONDS
 
     def record(self, name: str, policy: BreakerPolicy, ok: bool, now: float) -> tuple[str, str]:
         with self._get(name) as b:

@@ -38,12 +38,13 @@ class QueueManager(socketio.RedisManager):  # type: ignore[misc]
     """A Socket.IO Redis manager whose failed publish of an *emit* raises.
 
     The stock manager logs and drops a message it could not publish; the relay must know, so
-    the event stays unstamped for the scheduler to send again. Other messages (room changes,
-    disconnects across hosts) keep the stock behaviour: the server itself sends those.
+    the event stays unstamped for the scheduler to send again (redis-py's pool reconnects on the
+    next publish). Other messages (room changes, disconnects across hosts) keep the stock
+    behaviour: the server itself sends those.
     """
 
-    connected: bool
     pubsub: Any
+    _writer: redis.Redis | None = None
 
     def listening(self, timeout: float) -> bool:
         """Wait until the listener thread has subscribed (it starts with the first client);
@@ -58,13 +59,10 @@ class QueueManager(socketio.RedisManager):  # type: ignore[misc]
     def _publish(self, data: dict[str, Any]) -> Any:
         if data.get("method") != "emit":
             return super()._publish(data)
-        try:
-            if not self.connected:
-                self._redis_connect()
-            return self.redis.publish(self.channel, self.json.dumps(data))
-        except redis.RedisError:
-            self.connected = False
-            raise
+        # Its own client: the stock reconnect replaces `self.pubsub`, the listener's.
+        if self._writer is None:
+            self._writer = redis.Redis.from_url(self.redis_url, **self.redis_options)
+        return self._writer.publish(self.channel, self.json.dumps(data))
 
 
 class SocketIOEmitter:
@@ -87,7 +85,12 @@ def build_manager(settings: Settings, *, write_only: bool = False) -> QueueManag
         return None
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigurationError(f"MINA_SOCKETIO_QUEUE_URL must be a redis:// URL, not {url!r}")
-    return QueueManager(url, channel=channel(url), write_only=write_only)
+    # Bound connects always; bound reads only for writers: the web process's listener blocks
+    # on its subscription while nothing happens, and a read timeout would drop it every time.
+    options: dict[str, Any] = {"socket_connect_timeout": 5.0}
+    if write_only:
+        options["socket_timeout"] = 5.0
+    return QueueManager(url, channel=channel(url), write_only=write_only, redis_options=options)
 
 
 def build_emitter(settings: Settings) -> Emitter | None:

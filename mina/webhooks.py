@@ -14,11 +14,12 @@ import json
 import logging
 from dataclasses import dataclass
 
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
-from mina.db import session_scope
+from mina.db import session_scope, utcnow
 from mina.errors import NotFound, Unauthorized, ValidationError
-from mina.models import WebhookDelivery
+from mina.models import PENDING, WebhookDelivery
 from mina.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -72,13 +73,18 @@ def receive(
     verify(settings, provider, chunk_id, given)
     ext = external_id(provider, body)
     try:
-        with session_scope() as session:
-            delivery = WebhookDelivery(
-                provider=provider, external_id=ext, body=body.decode("utf-8", "replace")
-            )
-            session.add(delivery)
-            session.flush()
-            delivery_id = delivery.id
+        with session_scope() as session:  # one INSERT … RETURNING, no ORM unit of work
+            delivery_id = session.execute(
+                insert(WebhookDelivery)
+                .values(
+                    provider=provider,
+                    external_id=ext,
+                    body=body.decode("utf-8", "replace"),
+                    received_at=utcnow(),
+                    status=PENDING,
+                )
+                .returning(WebhookDelivery.id)
+            ).scalar_one()
     except IntegrityError:
         log.info("webhook %s %s: repeat delivery ignored", provider, ext)
         return Received(None, ext)

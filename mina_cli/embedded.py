@@ -29,7 +29,9 @@ class Embedded:
 
         self.settings = settings
         self.broker = broker
-        self.worker = dramatiq.Worker(broker, worker_threads=max(1, settings.worker_threads + 4))
+        self.worker = dramatiq.Worker(
+            broker, worker_threads=max(1, settings.worker_threads + 4), worker_timeout=100
+        )
         self._lock_file: IO[str] | None = None
 
     def lock(self) -> None:

@@ -154,27 +154,33 @@ def fail(c: Claim, error: str, kind: str) -> bool:
     return True
 
 
-def release(c: Claim, error: str, *, refund: bool = False) -> bool:
+def release(c: Claim, error: str, *, wait_seconds: float | None = None) -> bool:
     """Give the chunk back to the queue after a transient error; the retry claims it again.
 
-    `refund`: this try was no attempt (the provider's circuit is open): take it back.
+    `wait_seconds`: this try was no attempt (the provider's circuit is open), so the attempt is
+    taken back, and `queued_at` is set that far ahead so the scheduler does not redispatch a
+    chunk that is only waiting.
     """
+    wait = wait_seconds is not None
     with session_scope() as session:
         done = session.execute(
             update(Chunk)
             .where(_mine(c))
             .values(
                 status=QUEUED,
-                attempts=Chunk.attempts - 1 if refund else Chunk.attempts,
+                attempts=Chunk.attempts - 1 if wait else Chunk.attempts,
                 error=error,
                 error_kind=TRANSIENT,
-                queued_at=utcnow(),
+                queued_at=utcnow() + timedelta(seconds=wait_seconds or 0.0),
                 lease_until=None,
             )
         )
-    log.info(
-        "chunk %s: attempt %d failed transiently, will retry: %s", c.chunk_id, c.attempt, error
-    )
+    if wait:
+        log.info("chunk %s: waits %.0fs for the provider: %s", c.chunk_id, wait_seconds, error)
+    else:
+        log.info(
+            "chunk %s: attempt %d failed transiently, will retry: %s", c.chunk_id, c.attempt, error
+        )
     return done.rowcount == 1  # type: ignore[attr-defined]
 
 

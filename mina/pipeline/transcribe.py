@@ -78,7 +78,7 @@ def run_chunk(chunk_id: str, svc: Services, *, last_try: bool = False) -> str:
     except CircuitOpen as exc:
         # Waiting for the provider is not an attempt: the chunk goes back to the queue with
         # its attempt refunded, and the actor retries it when the circuit may have closed.
-        state.release(claim, str(exc), refund=True)
+        state.release(claim, str(exc), wait_seconds=exc.retry_after)
         metrics.CIRCUIT_WAITS.labels(exc.provider).inc()
         raise
     except TransientError as exc:

@@ -26,7 +26,7 @@ from mina.insights.diarize import assign_speakers, diarize_file
 from mina.insights.schemas import RefinementResult, SummaryResult, TasksResult
 from mina.models import CHUNK_TRANSCRIBED, Chunk, Conversation
 from mina.pipeline import runner
-from mina.pipeline.transcribe import Services
+from mina.pipeline.transcribe import Services, normalized_key
 from mina.providers.language import get_language
 from mina.settings import Settings
 from mina.transcript import Segment, segments_from_json
@@ -65,13 +65,7 @@ def merge(conversation_id: str, svc: Services) -> dict[str, Any]:
         for chunk in chunks:
             part = work / f"{chunk.index:06d}.wav"
             if chunk.status == CHUNK_TRANSCRIBED:
-                src = svc.storage.local_path(chunk.storage_key)
-                if src is None:
-                    src = work / f"{chunk.index:06d}.src"
-                    svc.storage.download(chunk.storage_key, src)
-                seconds = audio.normalize(src, part)
-                if src.parent == work:
-                    src.unlink()
+                part, seconds = _normalized_part(svc, chunk, part)
             else:
                 skipped.append(chunk.index)
                 seconds = audio.silence(chunk.duration or 0.0, part)
@@ -86,6 +80,8 @@ def merge(conversation_id: str, svc: Services) -> dict[str, Any]:
             _check_duration(got, timeline, "the chunks' recorded durations")
         key = merged_key(conversation_id)
         blob = svc.storage.put_file(key, merged, content_type="audio/ogg")
+    for chunk in chunks:  # derived copies; a later merge normalizes the originals again
+        svc.storage.delete(normalized_key(conversation_id, chunk.index))
     with session_scope() as session:
         conv = session.get(Conversation, conversation_id)
         if conv is None:
@@ -104,6 +100,25 @@ def merge(conversation_id: str, svc: Services) -> dict[str, Any]:
         "skipped_chunks": skipped,
         "size": blob.size,
     }
+
+
+def _normalized_part(svc: Services, chunk: Chunk, part: Path) -> tuple[Path, float]:
+    """The chunk as a 16 kHz mono WAV: the copy transcription kept, else the original again."""
+    kept = normalized_key(chunk.conversation_id, chunk.index)
+    if svc.storage.exists(kept):
+        path = svc.storage.local_path(kept)
+        if path is None:
+            svc.storage.download(kept, part)
+            path = part
+        return path, audio.duration(path)
+    src = svc.storage.local_path(chunk.storage_key)
+    if src is None:
+        src = part.with_suffix(".src")
+        svc.storage.download(chunk.storage_key, src)
+    seconds = audio.normalize(src, part)
+    if src.parent == part.parent:
+        src.unlink()
+    return part, seconds
 
 
 def _check_duration(got: float, expected: float, what: str) -> None:

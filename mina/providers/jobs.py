@@ -184,10 +184,25 @@ def complete_delivery(delivery_id: int, settings: Settings, dispatcher: Dispatch
     return outcome
 
 
+def poll_chunk(chunk_id: str, settings: Settings, dispatcher: Dispatcher) -> str:
+    """Poll one chunk's job once: finish the chunk if the provider has an answer (transcribed,
+    failed), else `pending`; `unknown` if the chunk waits for no job. Raises TransientError when
+    the provider cannot be reached. Counts nothing: for a caller with its own poll policy
+    (mina.repair's `ProviderPoll`)."""
+    with session_scope() as session:
+        chunk = session.get(Chunk, chunk_id)
+        if chunk is None or chunk.status != PROCESSING:
+            return UNKNOWN
+        provider, job_id = chunk.provider, chunk.provider_job_id
+    if not provider or not job_id:
+        return UNKNOWN
+    return complete_job(provider, job_id, settings, dispatcher)
+
+
 def poll_overdue(settings: Settings, dispatcher: Dispatcher, now: datetime | None = None) -> int:
     """Scheduler hook: finish lost deliveries, poll jobs with no news, fail them at the cap."""
     now = now or utcnow()
-    changed = _redeliver(settings, dispatcher, now)
+    changed = redeliver_pending(settings, dispatcher, now)
     polls = max(1, settings.provider_job_max_polls)
     interval = timedelta(seconds=settings.provider_job_timeout_seconds / polls)
     due = or_(
@@ -251,7 +266,9 @@ def _count_poll(
     return 1
 
 
-def _redeliver(settings: Settings, dispatcher: Dispatcher, now: datetime) -> int:
+def redeliver_pending(settings: Settings, dispatcher: Dispatcher, now: datetime) -> int:
+    """Deliveries still pending after `dispatch_delay_seconds` (their message was lost, or the
+    broker was down when the webhook came): act on them here."""
     cutoff = now - timedelta(seconds=settings.dispatch_delay_seconds)
     with session_scope() as session:
         ids = list(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,30 @@ def test_participant_uploads_a_file_and_sees_the_reveal(
     assert status["processing_status"] == "ready" and status["expected_chunks"] == 1
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "participant.png"), full_page=True)
+
+
+def test_a_file_longer_than_the_chunk_limit_is_cut_into_pieces_in_the_browser(
+    env: Any, workers: Any, live_server: Any, context: Any, recording: Meeting
+) -> None:
+    env(**SIMULATED, max_chunk_seconds=20)
+    running = [workers()]
+    server = live_server()
+    conv = create_conversation(server.url, "Long file")
+    page = context.new_page()
+    watch = Watch(page, conv["id"], server, running, console_log(page))
+    page.goto(f"{conv['participant_url']}&slice=15")
+    page.set_input_files("#file-input", str(recording.path))
+    watch.wait('#phase[data-state="ready"]', timeout=120)
+
+    chunks = chunks_of(conv["id"])
+    expected = math.ceil(recording.script.duration / 15)
+    assert [c.index for c in chunks] == list(range(expected))
+    assert {c.mime for c in chunks} == {"audio/wav"}
+    assert all(c.status == "transcribed" for c in chunks)
+    assert all(abs((c.duration or 0) - 15) < 0.1 for c in chunks[:-1]), [c.duration for c in chunks]
+    total = sum(c.duration or 0 for c in chunks)
+    assert abs(total - recording.script.duration) < 0.5, (total, recording.script.duration)
+    assert page.locator('.chunk[data-state="transcribed"]').count() == expected
 
 
 def test_recorder_uploads_slices_and_survives_offline_and_a_closed_tab(
@@ -319,6 +344,7 @@ def test_participant_page_catches_up_after_a_drop_and_takes_events_in_any_order(
     blind.route("**/socket.io/**", lambda route: route.abort())
     blind.route("**/events?*", lambda route: route.abort())
     blind.goto(conv["participant_url"])
+    wait_for(lambda: blind.evaluate("() => Boolean(window.minaFeed)"), timeout=15)
     assert blind.locator('#phase[data-state="ready"]').count() == 0
     shuffled = list(reversed(events)) + events[::2]
     accepted = blind.evaluate("evs => evs.map(e => window.minaFeed.accept(e))", shuffled)

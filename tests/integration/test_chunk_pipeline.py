@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from sqlalchemy import func, select
 from mina.db import session_scope
 from mina.models import Chunk, Conversation, Event
 from tests.fixtures.audio import Meeting, meeting, wer
-from tests.fixtures.stack import bearer, wait_for
+from tests.fixtures.stack import bearer, drain, wait_for
 
 pytestmark = pytest.mark.embedded
 
@@ -226,10 +225,7 @@ def test_duplicate_and_concurrent_messages_transcribe_once(
     DramatiqDispatcher().transcribe([chunk_id] * 6)  # six more copies of the message
     workers(threads=4)
     wait_for(lambda: "chunk_transcribed" in event_types(cid))
-    from workers.broker import broker
-
-    broker.join("cpu", timeout=30_000)
-    time.sleep(1.0)  # the last duplicates were fetched; each finds nothing to claim
+    drain("cpu")  # every duplicate was fetched and found nothing to claim
     assert event_types(cid).count("chunk_transcribed") == 1
     with session_scope() as s:
         chunk = s.get(Chunk, chunk_id)

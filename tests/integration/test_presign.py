@@ -222,3 +222,13 @@ def test_assemblyai_reads_a_presigned_chunk_through_a_presigned_get(
     job = fake_assemblyai.jobs[chunk.provider_job_id]
     assert job["audio_bytes"] == len(data)  # it downloaded exactly our object
     wait_for(lambda: fake_assemblyai.webhook_answers == [200])
+
+
+def test_openapi_documents_presign_confirm_and_the_webhook(client: Any) -> None:
+    paths = client.get("/openapi.json").get_json()["paths"]
+    presign_op = paths["/api/conversations/{conversation_id}/chunks/presign"]["post"]
+    confirm_op = paths["/api/conversations/{conversation_id}/chunks/confirm"]["post"]
+    hook = paths["/webhooks/transcription/{provider}"]["post"]
+    assert {"200", "413", "415"} <= set(presign_op["responses"])
+    assert {"200", "202", "400", "409"} <= set(confirm_op["responses"])
+    assert {"200", "401"} <= set(hook["responses"])

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from mina.db import utcnow
 from tests.fakes.fixtures import (  # noqa: F401 - fixtures
     all_terminal,
     chunks_of,
@@ -26,7 +27,7 @@ from tests.fakes.fixtures import (  # noqa: F401 - fixtures
     upload,
 )
 from tests.fakes.openai_server import FakeOpenAI
-from tests.fixtures.stack import wait_for
+from tests.fixtures.stack import OPERATOR, wait_for
 
 
 def _metrics(client: Any) -> str:
@@ -133,12 +134,23 @@ def test_breaker_opens_chunks_wait_without_burning_attempts_then_it_closes(
         upload(client, cid, auth, n, tone_chunks[n])
 
     wait_for(lambda: _circuit(client) == "open", timeout=60)
-    time.sleep(0.5)  # let calls that were already on the wire land
+    stats = client.get("/api/operator/stats", headers=OPERATOR)
+    assert stats.status_code == 200 and stats.get_json()["providers"]["openai"] == "open"
+
+    def waiting() -> list[Any] | None:
+        # Every chunk back in the queue, not failed, due again only when the circuit may close
+        # (so the scheduler does not redispatch it meanwhile).
+        now, found = utcnow(), chunks_of(cid)
+        ok = all(c.status == "queued" and c.queued_at > now for c in found)
+        return found if ok else None
+
+    found = wait_for(waiting, timeout=reset)
     failed_calls = len(fake_openai.calls_to("asr"))
     assert 5 <= failed_calls < 5 + 3  # at most the calls in flight when it opened
-    assert all(c.status != "failed" for c in chunks_of(cid))  # waiting, not failed
-    time.sleep(reset / 3)
-    assert len(fake_openai.calls_to("asr")) == failed_calls  # open: nobody calls
+    assert all("circuit open" in (c.error or "") for c in found)
+    due = min(c.queued_at for c in found)
+    time.sleep(max(0.0, (due - utcnow()).total_seconds() - 0.5))
+    assert len(fake_openai.calls_to("asr")) == failed_calls  # open: nobody called
     fake_openai.fail.pop("asr")
 
     chunks = wait_for(lambda: all_terminal(cid, 3), timeout=90)
@@ -148,6 +160,11 @@ def test_breaker_opens_chunks_wait_without_burning_attempts_then_it_closes(
     # Every attempt is a call: the waits for the open circuit were not counted as attempts.
     assert sum(c.attempts for c in chunks) == len(calls)
     assert _circuit(client) == "closed"
+    assert client.get("/api/operator/stats", headers=OPERATOR).get_json()["providers"] == {
+        "openai": "closed",
+        "openai_chat": "closed",
+        "assemblyai": "closed",
+    }
     text = _metrics(client)
     assert 'mina_chunk_circuit_waits_total{provider="openai"}' in text
     assert 'mina_chunk_transcription_seconds_count{provider="openai"} 3.0' in text

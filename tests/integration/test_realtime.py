@@ -419,6 +419,9 @@ def _conversations_with_events(n: int, per: int) -> list[dict[str, Any]]:
         for k in range(per):
             with session_scope() as s:
                 messages.append(events.as_message(events.record(s, cid, "probe", {"k": k})))
+    events.relay.flush()  # this process's relay (an app's, from an earlier test) is done
+    with session_scope() as s:  # and the test starts from unstamped rows
+        s.execute(Event.__table__.update().values(emitted_at=None))
     return messages
 
 
@@ -426,8 +429,6 @@ def test_relay_emits_in_order_stamps_and_coalesces_refreshes(clean_db: str) -> N
     from mina.relay import Relay
 
     messages = _conversations_with_events(3, 10)
-    with session_scope() as s:  # the global relay may have stamped them: start from unstamped
-        s.execute(Event.__table__.update().values(emitted_at=None))
     recorder = Recorder()
     relay = Relay()
     relay.set_emitter(recorder, dashboard_interval=0.4)
@@ -455,8 +456,6 @@ def test_unemitted_events_stay_in_the_ledger_until_the_relay_job(clean_db: str) 
     from mina.settings import Settings
 
     messages = _conversations_with_events(1, 3)
-    with session_scope() as s:
-        s.execute(Event.__table__.update().values(emitted_at=None))
     down = build_emitter(Settings(socketio_queue_url="redis://127.0.0.1:1/0"))  # nothing listens
     assert down is not None
     relay = Relay()

@@ -102,8 +102,9 @@ def test_jobs_are_finished_through_the_webhook_once_each(
         assert (chunk.segments or [])[-1]["end"] == pytest.approx(30.0, abs=0.1)
     wait_for(lambda: len(fake_assemblyai.webhook_answers) == 4)
     assert fake_assemblyai.webhook_answers == [200, 200, 200, 200]
-    stored = deliveries()
-    assert len(stored) == 2 and {d.status for d in stored} == {"done"}
+    # The delivery is marked done right after its chunk completes.
+    stored = wait_for(lambda: (d := deliveries()) and {x.status for x in d} == {"done"} and d)
+    assert len(stored) == 2
     assert {json.loads(d.body)["transcript_id"] for d in stored} == {
         c.provider_job_id for c in chunks
     }
@@ -199,6 +200,8 @@ def test_a_job_without_webhook_is_polled_a_bounded_number_of_times_then_failed(
         assert c.lease_until > c.provider_submitted_at + timedelta(seconds=300)
 
     settings, null = get_settings(), NullDispatcher()
+    assert jobs.poll_chunk(a.id, settings, null) == "pending"  # the per-chunk hook counts nothing
+    assert jobs.poll_chunk("no-such-chunk", settings, null) == "unknown"
     assert jobs.poll_overdue(settings, null, now=last + timedelta(seconds=10)) == 0  # not due
     assert jobs.poll_overdue(settings, null, now=last + timedelta(seconds=101)) == 2
     assert [c.provider_polls for c in chunks_of(cid)] == [1, 1]
@@ -217,6 +220,39 @@ def test_a_job_without_webhook_is_polled_a_bounded_number_of_times_then_failed(
         f"assemblyai job {b.provider_job_id}: no result after 3 polls over 300s and no webhook"
     )
     assert jobs.poll_overdue(settings, null, now=last + timedelta(seconds=900)) == 0
-    assert len(fake_assemblyai.calls_to("fetch")) == 5
+    assert len(fake_assemblyai.calls_to("fetch")) == 6
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(WebhookDelivery)) == 0
+
+
+def test_a_delivery_whose_message_was_lost_is_completed_by_the_scheduler_hook(
+    clean_db: str,
+    env: Any,
+    workers: Any,
+    fake_assemblyai: FakeAssemblyAI,
+    tone_chunks: list[Path],
+) -> None:
+    # The provider cannot reach us (closed port), so the job waits; then workers go away.
+    env(**aai_env(fake_assemblyai, public_url="http://127.0.0.1:9"))
+    client = make_app().test_client()
+    running = workers(threads=2)
+    cid, auth = create(client)
+    upload(client, cid, auth, 0, tone_chunks[5])
+    wait_for(lambda: fake_assemblyai.webhook_answers == [0], timeout=60)
+    [chunk] = chunks_of(cid)
+    assert chunk.status == "processing" and chunk.provider_job_id
+    running.stop()
+
+    body = {"transcript_id": chunk.provider_job_id, "status": "completed"}
+    r = post_hook(client, chunk.id, token(SECRET, "assemblyai", chunk.id), body)
+    assert r.status_code == 200  # stored and enqueued; no worker will take the message
+    [delivery] = deliveries()
+    assert delivery.status == "pending"
+
+    settings, null = get_settings(), NullDispatcher()
+    assert jobs.redeliver_pending(settings, null, delivery.received_at) == 0  # not late yet
+    later = delivery.received_at + timedelta(seconds=settings.dispatch_delay_seconds + 1)
+    assert jobs.poll_overdue(settings, null, now=later) == 1
+    [done] = chunks_of(cid)
+    assert done.status == "transcribed" and done.error is None
+    assert deliveries()[0].status == "done"

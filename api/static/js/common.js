@@ -113,6 +113,8 @@ const Mina = (() => {
      *   onEvent(ev): a ledger event, once per id, in arrival order
      *   onSignal(name, data): a non-ledger event (dashboard_refresh)
      *   onState(state): "live" | "polling" | "offline" | "refused"
+     *   onPoll(): replaces the HTTP ledger catch-up (the dashboard reloads its list instead)
+     *   pollMs, livePollMs: catch-up interval without / with a live socket (2 s, 20 s)
      */
     constructor(opts) {
       this.opts = opts;
@@ -215,7 +217,7 @@ const Mina = (() => {
       }
       if (!this.live) this._setState(ok ? (this.refused ? "refused" : "polling") : "offline");
       const fast = this.opts.pollMs || 2000;
-      this._schedule(this.live ? 20000 : ok ? fast : Math.max(fast, 5000));
+      this._schedule(this.live ? this.opts.livePollMs || 20000 : ok ? fast : Math.max(fast, 5000));
     }
 
     async catchUp() {

@@ -396,10 +396,11 @@
       onEvent: () => {},
       onPoll: async () => {
         const ok = await loadList();
-        await Promise.all([loadStats(), loadDetail()]);
+        await Promise.all([loadStats(), feed.live ? null : loadDetail()]); // live: refreshes do it
         return ok;
       },
       pollMs: 3000,
+      livePollMs: 5000, // creating a conversation emits no event: new ones show up by polling
       onState: (state) => {
         conn.dataset.state = state;
         conn.textContent = { live: "live", polling: "polling", offline: "offline", refused: "not live" }[state] || state;
