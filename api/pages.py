@@ -52,7 +52,7 @@ class HttpsAwareSessionInterface(SecureCookieSessionInterface):
         return bool(
             app.config.get("SESSION_COOKIE_SECURE")
             or request.is_secure
-            or settings.public_url.startswith("https://")
+            or settings.base_url.startswith("https://")
         )
 
 

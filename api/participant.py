@@ -66,7 +66,7 @@ def create() -> tuple[Response, int]:
             "id": conv.id,
             "token": token,
             "title": conv.title,
-            "participant_url": f"{svc.settings.public_url}/c/{conv.id}?token={token}",
+            "participant_url": f"{svc.settings.base_url}/c/{conv.id}?token={token}",
             "status": conv.status,
         }
     return jsonify(out), 201

@@ -3,8 +3,9 @@
 Measures, in one run on this machine:
   baseline   one faster-whisper call on the whole file (same model, same decoding options,
              every core), the plain library's time;
-  mina(1)    `mina process FILE --json` with one transcription worker thread;
-  mina(2)    the same with two worker threads (one model, `num_workers=2`).
+  mina(1)    `mina process FILE --json` with one transcription worker of one core;
+  mina(2)    the same with two workers of one core each (one model, `num_workers=2`): the
+             default on a 2-core machine.
 Prints wall times, word error rates, `ratio=<mina(2)/baseline>` (target <= 1.0) and the speedup
 mina(1)/mina(2) (target >= 1.6). Usage: .venv/bin/python bench/embedded.py [--minutes 10]
 """
@@ -51,6 +52,7 @@ def mina_process(path: Path, threads: int, work: Path) -> tuple[float, dict[str,
         **{k: v for k, v in os.environ.items() if not k.startswith("MINA_")},
         "MINA_DATA_DIR": str(data),
         "MINA_WORKER_THREADS": str(threads),
+        "MINA_WHISPER_THREADS": "1",
     }
     started = time.monotonic()
     out = subprocess.run(

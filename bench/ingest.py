@@ -24,6 +24,7 @@ import argparse
 import http.client
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -358,6 +359,7 @@ def main() -> None:
         server.wait(timeout=30)
         redis.Redis.from_url(redis_url).flushdb()
         drop_database(db_name)
+        shutil.rmtree(work, ignore_errors=True)
     if args.json:
         print(json.dumps(rows, indent=1))
 

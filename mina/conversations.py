@@ -37,6 +37,7 @@ def create(session: Session, title: str | None = None) -> tuple[Conversation, st
     conv = Conversation(title=(title or "").strip()[:200], token_hash=hash_token(token))
     session.add(conv)
     session.flush()
+    events.record(session, conv.id, "conversation_created", {"title": conv.title})
     log.info("conversation %s created", conv.id)
     return conv, token
 

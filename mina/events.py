@@ -8,10 +8,13 @@ scheduler's relay job emits later (`emit_unemitted`). Delivery is at least once:
 by id (docs/realtime.md).
 
 Ids within one conversation are allocated in commit order: `record()` first takes the
-conversation row's lock (`FOR NO KEY UPDATE`, the lock every UPDATE of the row takes, so it
-adds no new lock order), holds it to commit, and only then inserts. Without it two
-transactions could commit ids 11 then 10, and a reader that had seen 11 and asks for `id > 11`
-would never get 10.
+conversation row's lock (`FOR NO KEY UPDATE`, the lock an UPDATE of the row takes; nearly every
+transaction that records an event updates the row anyway), holds it to commit, and only then
+inserts. Without it two transactions could commit ids 11 then 10, and a reader that had seen 11
+and asks for `id > 11` (a rejoin, an SSE poll, `GET …/events`) would never get 10. The lock is
+taken after any row locks the caller already holds on chunks or tasks, and no transaction takes
+a chunk or task lock while holding the conversation's that another one could hold first: see
+docs/realtime.md §5.
 """
 
 from __future__ import annotations

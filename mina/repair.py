@@ -50,10 +50,8 @@ ProviderPoll = Callable[[str], None]
 def provider_poller(settings: Settings) -> ProviderPoll | None:
     """The poll of async provider jobs whose webhook never came (DESIGN §5, §8).
 
-    TODO(providers): return the AssemblyAI poll (GET /v2/transcript/{id}, then complete or fail
-    the chunk) when `settings.transcriber == "assemblyai"`. Until then nothing is polled and
-    `Repair.poll_provider_jobs` changes nothing. Such a chunk also needs a lease that covers
-    `provider_job_timeout_seconds` plus the polls, or `dispatch_stalled` requeues it first.
+    None: `Repair.poll_provider_jobs` then uses the provider's own policy for AssemblyAI
+    (`mina.providers.jobs.poll_overdue`). Tests inject a poll here to drive the generic policy.
     """
     return None
 
@@ -310,7 +308,13 @@ class Repair:
         """Poll jobs submitted to an async provider whose webhook did not come in time; fail
         the chunk after `provider_job_max_polls` polls. Nothing without a poller."""
         if self.poll_provider is None:
-            return 0
+            if self.settings.transcriber != "assemblyai":
+                return 0
+            # The provider's own policy: redeliver stored webhooks whose message was lost,
+            # spread the polls over the timeout, fail at the cap (mina.providers.jobs).
+            from mina.providers import jobs
+
+            return jobs.poll_overdue(self.settings, self.dispatcher, now)
         now = now or utcnow()
         cutoff = now - timedelta(seconds=self.settings.provider_job_timeout_seconds)
         polls = self.settings.provider_job_max_polls

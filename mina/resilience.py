@@ -41,7 +41,7 @@ from mina.breakers import (
     RedisStore,
     redis_client,
 )
-from mina.errors import TransientError
+from mina.errors import MinaError, TransientError
 from mina.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -114,11 +114,11 @@ class Guard:
             except TransientError as exc:
                 self._record(ok=False, error=exc)
                 raise
-            except BaseException:
-                # An answer (PermanentError: the provider is up) or an interrupt of our own
-                # (a time limit): neither says the provider is failing.
-                self._record(ok=True)
+            except MinaError:
+                self._record(ok=True)  # an answer, if a refusal (a 400): the provider is up
                 raise
+            # Anything else (a time limit interrupting us) says nothing about the provider: not
+            # counted; a probe it interrupted frees itself after `probe_seconds`.
             finally:
                 metrics.PROVIDER_CALL_SECONDS.labels(self.name).observe(time.monotonic() - started)
         self._record(ok=True)

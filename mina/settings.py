@@ -33,16 +33,20 @@ class Settings(BaseSettings):
     )
     storage_url: str | None = Field(None, description="directory, or s3://bucket/prefix")
     s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO)")
-    s3_region: str = "us-east-1"
+    s3_region: str = Field("us-east-1", description="S3 region")
     s3_public_endpoint_url: str | None = Field(
         None, description="endpoint put in presigned URLs, when clients reach S3 elsewhere"
     )
-    public_url: str = Field("http://127.0.0.1:5000", description="base URL in links we print")
+    public_url: str | None = Field(
+        None, description="base URL in links we hand out; unset: http://HOST:PORT"
+    )
 
     # Database pool (PostgreSQL)
-    db_pool_size: int = 10
-    db_max_overflow: int = 20
-    db_pool_timeout_seconds: float = 10.0
+    db_pool_size: int = Field(10, description="PostgreSQL connections kept per process")
+    db_max_overflow: int = Field(20, description="extra PostgreSQL connections under load")
+    db_pool_timeout_seconds: float = Field(
+        10.0, description="wait for a free connection before failing"
+    )
 
     # Auth
     operator_token: str | None = Field(None, description="bearer token of operators")
@@ -50,77 +54,129 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(None, description="Flask session key; derived if unset")
 
     # Uploads
-    max_chunk_bytes: int = 25 * 1024 * 1024
+    max_chunk_bytes: int = Field(
+        25 * 1024 * 1024, description="largest accepted chunk upload (413 above)"
+    )
     max_chunk_seconds: float = Field(600.0, description="longest accepted chunk")
     chunk_seconds: float = Field(30.0, description="slice length used by `mina process`")
-    max_index: int = 100_000
+    max_index: int = Field(100_000, description="largest accepted chunk index")
 
     # Transcription
-    transcriber: TranscriberName = "local"
+    transcriber: TranscriberName = Field(
+        "local", description="local, openai, assemblyai or simulated"
+    )
     whisper_model_path: str | None = Field(None, description="CTranslate2 model dir; packaged")
     whisper_threads: int = Field(0, description="CPU threads per model; 0 = cores / workers")
-    whisper_beam_size: int = 5
-    language: str = "en"
+    whisper_beam_size: int = Field(5, description="beam size of the local Whisper decoder")
+    language: str = Field("en", description="spoken language code (`auto` to detect)")
     piece_seconds: float = Field(120.0, description="chunks longer than this are split")
-    transcribe_time_limit_seconds: float = 300.0
-    chunk_max_attempts: int = 5
-    retry_min_backoff_ms: int = 500
-    retry_max_backoff_ms: int = 30_000
+    transcribe_time_limit_seconds: float = Field(
+        300.0, description="time limit of one transcription message"
+    )
+    chunk_max_attempts: int = Field(5, description="attempts per chunk before it is failed")
+    retry_min_backoff_ms: int = Field(
+        500, description="first retry delay of a transient chunk failure"
+    )
+    retry_max_backoff_ms: int = Field(
+        30_000, description="largest retry delay of a transient chunk failure"
+    )
 
     # Post-processing
-    language_provider: LanguageName = "local"
-    task_time_limit_seconds: float = 30.0
-    merge_time_limit_seconds: float = 300.0
-    diarize_time_limit_seconds: float = 120.0
-    analytics_time_limit_seconds: float = 30.0
-    refinement_time_limit_seconds: float = 30.0
-    tasks_time_limit_seconds: float = 30.0
-    summary_time_limit_seconds: float = 30.0
+    language_provider: LanguageName = Field(
+        "local", description="local, openai or simulated (refinement, tasks, summary)"
+    )
+    task_time_limit_seconds: float = Field(
+        30.0, description="default time limit of a post-processing task"
+    )
+    merge_time_limit_seconds: float = Field(300.0, description="time limit of merge")
+    diarize_time_limit_seconds: float = Field(120.0, description="time limit of diarization")
+    analytics_time_limit_seconds: float = Field(30.0, description="time limit of analytics")
+    refinement_time_limit_seconds: float = Field(30.0, description="time limit of refinement")
+    tasks_time_limit_seconds: float = Field(
+        30.0, description="time limit of action-item extraction"
+    )
+    summary_time_limit_seconds: float = Field(30.0, description="time limit of the summary")
     provider_attempts: int = Field(3, description="tenacity attempts for transient errors")
     reveal_min_success: int = Field(3, description="user-facing tasks needed for a reveal")
-    max_speakers: int = 6
+    max_speakers: int = Field(6, description="most speakers diarization will find")
 
     # Providers
-    openai_base_url: str | None = None
-    openai_api_key: str | None = None
-    openai_transcribe_model: str = "whisper-1"
-    openai_chat_model: str = "gpt-4o-mini"
-    openai_max_upload_bytes: int = 25 * 1024 * 1024
-    provider_timeout_seconds: float = 60.0
-    assemblyai_base_url: str = "https://api.assemblyai.com"
-    assemblyai_api_key: str | None = None
+    openai_base_url: str | None = Field(
+        None, description="OpenAI-compatible API base URL (unset: api.openai.com)"
+    )
+    openai_api_key: str | None = Field(
+        None, description="API key of the OpenAI-compatible provider"
+    )
+    openai_transcribe_model: str = Field("whisper-1", description="model of /audio/transcriptions")
+    openai_chat_model: str = Field("gpt-4o-mini", description="model of chat completions")
+    openai_max_upload_bytes: int = Field(
+        25 * 1024 * 1024, description="provider's upload limit; longer audio is split"
+    )
+    provider_timeout_seconds: float = Field(60.0, description="HTTP timeout of provider calls")
+    assemblyai_base_url: str = Field(
+        "https://api.assemblyai.com", description="AssemblyAI API base URL"
+    )
+    assemblyai_api_key: str | None = Field(None, description="AssemblyAI API key")
     webhook_secret: str | None = Field(None, description="shared secret for provider webhooks")
-    provider_concurrency: int = 20
-    breaker_failures: int = 5
-    breaker_reset_seconds: float = 120.0
-    breaker_successes: int = 2
+    provider_concurrency: int = Field(
+        20, description="most concurrent calls per provider, across all workers"
+    )
+    breaker_failures: int = Field(
+        5, description="consecutive failures that open a provider's circuit"
+    )
+    breaker_reset_seconds: float = Field(
+        120.0, description="open circuit turns half-open after this"
+    )
+    breaker_successes: int = Field(2, description="successes in half-open that close the circuit")
 
     # Simulated providers (benches, chaos tests, demos)
-    sim_latency_seconds: float = 0.2
-    sim_transient_rate: float = 0.0
+    sim_latency_seconds: float = Field(0.2, description="simulated transcriber: latency per call")
+    sim_transient_rate: float = Field(
+        0.0, description="simulated transcriber: share of transient failures"
+    )
     sim_transient_first: int = Field(0, description="fail the first N calls for each audio")
-    sim_permanent_rate: float = 0.0
+    sim_permanent_rate: float = Field(
+        0.0, description="simulated transcriber: share of permanent failures"
+    )
     sim_task_latency: str = Field(
         "", description="per-task latency, e.g. 'refinement=3,analytics=1,tasks=3,summary=4'"
     )
     sim_task_fail: str = Field("", description="tasks that fail, e.g. 'summary,tasks'")
     sim_task_hang: str = Field("", description="tasks that hang past their limit")
-    sim_seed: int | None = None
+    sim_seed: int | None = Field(None, description="simulated providers: random seed")
 
     # Workers
-    worker_processes: int = 1
-    worker_threads: int = 2
+    worker_processes: int = Field(1, description="`mina worker` processes")
+    worker_threads: int = Field(
+        2, description="worker threads per process (and local Whisper workers)"
+    )
     dispatch_callbacks: bool = Field(True, description="off drops group callbacks (chaos tests)")
 
     # Scheduler
-    scheduler_interval_seconds: float = 30.0
-    idle_finish_seconds: float = 300.0
-    lease_seconds: float = 600.0
-    dispatch_delay_seconds: float = 60.0
-    scheduler_batch_size: int = 100
-    blob_grace_seconds: float = 3600.0
-    provider_job_timeout_seconds: float = 900.0
-    provider_job_max_polls: int = 3
+    scheduler_interval_seconds: float = Field(
+        30.0, description="how often the scheduler's jobs run"
+    )
+    idle_finish_seconds: float = Field(
+        300.0, description="a conversation idle this long is finished"
+    )
+    lease_seconds: float = Field(
+        600.0, description="a processing chunk's lease; expired leases are dispatched again"
+    )
+    dispatch_delay_seconds: float = Field(
+        60.0, description="a chunk queued this long is dispatched again"
+    )
+    scheduler_batch_size: int = Field(
+        100, description="most rows one scheduler job handles per run"
+    )
+    blob_grace_seconds: float = Field(
+        3600.0, description="an unreferenced blob is deleted after this"
+    )
+    provider_job_timeout_seconds: float = Field(
+        900.0, description="async provider job without webhook is polled after this"
+    )
+    provider_job_max_polls: int = Field(
+        3, description="polls of an async provider job before it fails"
+    )
     blob_sweep_interval_seconds: float = Field(600.0, description="how often orphans are swept")
     scheduler_lock_ttl_seconds: float = Field(
         30.0, description="leader lock expiry (Redis); leader and standbys check every third"
@@ -135,15 +191,23 @@ class Settings(BaseSettings):
         30.0, description="a join also re-sends events this much older than its `after`"
     )
     sse_poll_seconds: float = Field(0.5, description="how often an SSE stream reads the ledger")
-    sse_keepalive_seconds: float = 15.0
+    sse_keepalive_seconds: float = Field(15.0, description="comment lines keeping SSE streams open")
     sse_max_seconds: float = Field(300.0, description="an SSE stream ends after this long")
     operator_stuck_seconds: float = Field(
         600.0, description="not terminal and idle this long: listed as stuck"
     )
 
     # Web
-    port: int = Field(5000, validation_alias="PORT")
-    host: str = "127.0.0.1"
+    port: int = Field(5000, validation_alias="PORT", description="the web process's port")
+    host: str = Field("127.0.0.1", description="address `mina web` and `mina dev` listen on")
+
+    @property
+    def base_url(self) -> str:
+        """Where participants and providers reach the web process."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def resolved_database_url(self) -> str:

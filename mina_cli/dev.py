@@ -50,9 +50,7 @@ def run_dev(settings: Settings) -> None:
         stop_scheduler = _start_scheduler(settings)
         with session_scope() as session:
             conv, token = conversations.create(session, "mina dev demo")
-        base = settings.public_url.rstrip("/")
-        if base == "http://127.0.0.1:5000" and settings.port != 5000:
-            base = f"http://{settings.host}:{settings.port}"
+        base = settings.base_url
         console.print(f"[bold]Mina dev[/] on {base}  (data in {settings.data_dir.resolve()})")
         console.print(f"participant page: {base}/c/{conv.id}?token={token}")
         console.print(f"dashboard:        {base}/dashboard")
@@ -64,8 +62,14 @@ def run_dev(settings: Settings) -> None:
 
         signal.signal(signal.SIGTERM, _stop)
         try:
-            socketio.run(app, host=settings.host, port=settings.port,
-                         allow_unsafe_werkzeug=True, use_reloader=False, log_output=False)
+            socketio.run(
+                app,
+                host=settings.host,
+                port=settings.port,
+                allow_unsafe_werkzeug=True,
+                use_reloader=False,
+                log_output=False,
+            )
         except KeyboardInterrupt:
             console.print("stopping: draining workers…")
         finally:

@@ -88,7 +88,7 @@ def submit(claim: state.Claim, svc: Services, provider: JobProvider) -> str:
     hook = None
     if s.webhook_secret:
         hook = Webhook(
-            url=f"{s.public_url.rstrip('/')}/webhooks/transcription/{provider.name}"
+            url=f"{s.base_url}/webhooks/transcription/{provider.name}"
             f"?chunk={claim.chunk_id}",
             token=webhooks.token(s.webhook_secret, provider.name, claim.chunk_id),
         )

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import requests
 import pytest
+import requests
 
 from mina import audio
 from mina.synth import default_meeting_lines, make_meeting
@@ -44,8 +44,9 @@ class Dev:
             MINA_SCHEDULER_INTERVAL_SECONDS="1",
         )
         log = (self.data.parent / "dev.log").open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "mina_cli", "dev"], env=env,
-                                     stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mina_cli", "dev"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -73,8 +74,13 @@ class Dev:
                 self.proc.wait()
 
     def api(self, method: str, path: str, token: str = OPERATOR, **kw: Any) -> requests.Response:
-        return requests.request(method, f"{self.base}{path}", timeout=30,
-                             headers={"Authorization": f"Bearer {token}"}, **kw)
+        return requests.request(
+            method,
+            f"{self.base}{path}",
+            timeout=30,
+            headers={"Authorization": f"Bearer {token}"},
+            **kw,
+        )
 
 
 @pytest.fixture
@@ -96,8 +102,12 @@ def test_dev_killed_mid_transcription_completes_after_restart(
             ids.append(r.json()["id"])
         for cid in ids:
             for n, path in enumerate(chunks):
-                r = dev.api("POST", f"/api/conversations/{cid}/chunks",
-                            data={"index": str(n)}, files={"file": (path.name, path.read_bytes())})
+                r = dev.api(
+                    "POST",
+                    f"/api/conversations/{cid}/chunks",
+                    data={"index": str(n)},
+                    files={"file": (path.name, path.read_bytes())},
+                )
                 assert r.status_code == 202, r.text
             assert dev.api("POST", f"/api/conversations/{cid}/finish", json={}).status_code == 202
         time.sleep(2.0)  # some chunks are transcribed, some in flight, some queued

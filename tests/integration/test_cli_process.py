@@ -18,11 +18,17 @@ ROOT = Path(__file__).resolve().parents[2]
 MINA = [sys.executable, "-m", "mina_cli"]
 
 
-def run_mina(args: list[str], data_dir: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def run_mina(
+    args: list[str], data_dir: Path, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MINA_")}
     env["MINA_DATA_DIR"] = str(data_dir)
     return subprocess.run(
-        [*MINA, *args], cwd=data_dir.parent, env=env, capture_output=True, text=True,
+        [*MINA, *args],
+        cwd=data_dir.parent,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=timeout,
     )
 
@@ -56,8 +62,9 @@ def test_every_common_format_gives_an_accurate_transcript(
 
 def test_readable_output_and_out_dir(wav_meeting: tuple[Path, str], tmp_path: Path) -> None:
     src, _ = wav_meeting
-    out = run_mina(["process", str(src), "--out", str(tmp_path / "res"), "--format", "srt"],
-                   tmp_path / "data")
+    out = run_mina(
+        ["process", str(src), "--out", str(tmp_path / "res"), "--format", "srt"], tmp_path / "data"
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Transcript" in out.stdout and "Action items" in out.stdout
     assert "chunks transcribed" in out.stderr  # the progress bar goes to stderr
@@ -69,8 +76,21 @@ def test_readable_output_and_out_dir(wav_meeting: tuple[Path, str], tmp_path: Pa
 
 def _corrupt(tmp: Path) -> Path:
     good = tmp / "good.ogg"
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=duration=4",
-                    "-c:a", "libopus", str(good)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=duration=4",
+            "-c:a",
+            "libopus",
+            str(good),
+        ],
+        check=True,
+    )
     data = good.read_bytes()
     bad = tmp / "cut.ogg"
     bad.write_bytes(data[: len(data) // 2])

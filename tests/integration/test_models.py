@@ -51,8 +51,14 @@ def conversation(s: Session) -> Conversation:
 
 
 def chunk(conv: Conversation, index: int, sha: str = "a") -> Chunk:
-    return Chunk(conversation_id=conv.id, index=index, sha256=sha * 64, size=1,
-                 mime="audio/ogg", storage_key=f"k/{index}/{sha}")
+    return Chunk(
+        conversation_id=conv.id,
+        index=index,
+        sha256=sha * 64,
+        size=1,
+        mime="audio/ogg",
+        storage_key=f"k/{index}/{sha}",
+    )
 
 
 def test_chunk_index_is_unique_per_conversation(session: Session) -> None:
@@ -84,7 +90,11 @@ def test_webhook_delivery_is_unique_per_provider_and_external_id(session: Sessio
 
 def test_event_ids_are_monotonic_and_defaults_are_the_initial_states(session: Session) -> None:
     conv = conversation(session)
-    assert (conv.status, conv.processing_status, conv.is_finished) == ("recording", "pending", False)
+    assert (conv.status, conv.processing_status, conv.is_finished) == (
+        "recording",
+        "pending",
+        False,
+    )
     ids = []
     for n in range(5):
         ev = Event(conversation_id=conv.id, type="chunk_received", payload={"n": n})

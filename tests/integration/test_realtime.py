@@ -253,6 +253,46 @@ def test_rejoin_with_after_ends_with_the_complete_sequence(
     wait_for(lambda: union() == expected, timeout=30)
 
 
+def test_clients_joining_during_a_burst_miss_nothing(live: Any, listeners: Any) -> None:
+    """Join = enter the room, then replay: an event committed at any moment around a join
+    reaches the client live or by replay (or both; dropped by id)."""
+    from mina import events
+
+    server = live()
+    cid, token = server.create()
+    burst = 300
+    written = threading.Event()
+
+    def write() -> None:
+        for n in range(burst):
+            with session_scope() as s:
+                events.record(s, cid, "probe", {"n": n})
+        written.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    clients = []
+    for step in range(6):  # join at different points of the burst, from zero and from the middle
+        wait_for(lambda step=step: len(ledger(cid)) >= step * burst // 8, timeout=60)
+        client = listeners(server.url)
+        known = ledger(cid)
+        after = known[len(known) // 2][0] if step % 2 and known else 0
+        assert client.join(conversation_id=cid, token=token, after=after)["ok"]
+        clients.append((client, after))
+    writer.join()
+    assert written.is_set()
+    expected = ledger(cid)
+    assert len(expected) == burst
+    for client, after in clients:
+        wanted = [i for i, _ in expected if i > after]
+        wait_for(
+            lambda client=client, wanted=wanted: {e["id"] for e in client.events()} >= set(wanted),
+            timeout=30,
+        )
+        got = [e["id"] for e in client.events() if e["id"] > after]
+        assert got == wanted
+
+
 def test_wrong_token_gets_one_join_error_and_nothing_else(
     live: Any, workers: Any, env: Any, listeners: Any, talk: Meeting
 ) -> None:

@@ -21,8 +21,20 @@ pytestmark = pytest.mark.embedded
 def ogg(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     path = tmp_path_factory.mktemp("audio") / "tone.ogg"
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=3",
-         "-c:a", "libopus", "-b:a", "24k", str(path)],
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=3",
+            "-c:a",
+            "libopus",
+            "-b:a",
+            "24k",
+            str(path),
+        ],
         check=True,
     )
     return path.read_bytes()
@@ -33,8 +45,9 @@ def create(client: Any) -> tuple[str, dict[str, str]]:
     return body["id"], bearer(body["token"])
 
 
-def post_chunk(client: Any, cid: str, auth: dict[str, str], index: Any, data: bytes,
-               name: str = "c.ogg") -> Any:
+def post_chunk(
+    client: Any, cid: str, auth: dict[str, str], index: Any, data: bytes, name: str = "c.ogg"
+) -> Any:
     return client.post(
         f"/api/conversations/{cid}/chunks",
         data={"index": str(index), "file": (io.BytesIO(data), name)},
@@ -45,8 +58,10 @@ def post_chunk(client: Any, cid: str, auth: dict[str, str], index: Any, data: by
 
 def rows(cid: str) -> int:
     with session_scope() as s:
-        return int(s.scalar(select(func.count()).select_from(Chunk)
-                            .where(Chunk.conversation_id == cid)) or 0)
+        return int(
+            s.scalar(select(func.count()).select_from(Chunk).where(Chunk.conversation_id == cid))
+            or 0
+        )
 
 
 def blobs(app: Any, cid: str) -> list[str]:
@@ -82,8 +97,11 @@ def test_auth_none_401_other_conversation_403_unknown_404_operator_ok(client: An
 
 def test_malformed_json_and_unknown_fields_are_400(client: Any) -> None:
     cid, auth = create(client)
-    r = client.post(f"/api/conversations/{cid}/finish", data="{not json",
-                    headers={**auth, "Content-Type": "application/json"})
+    r = client.post(
+        f"/api/conversations/{cid}/finish",
+        data="{not json",
+        headers={**auth, "Content-Type": "application/json"},
+    )
     assert_error(r, 400)
     assert_error(client.post("/api/conversations", json={"title": 5, "x": 1}), 400)
     r = client.post(f"/api/conversations/{cid}/finish", json={"expected_chunks": -1}, headers=auth)
@@ -120,16 +138,30 @@ def test_too_large_is_413_and_stores_nothing(client: Any, app: Any, env: Any, og
     assert rows(cid) == 0 and blobs(app, cid) == []
 
 
-def test_same_bytes_200_other_bytes_409_after_finish_409(client: Any, app: Any, ogg: bytes,
-                                                         tmp_path: Path) -> None:
+def test_same_bytes_200_other_bytes_409_after_finish_409(
+    client: Any, app: Any, ogg: bytes, tmp_path: Path
+) -> None:
     cid, auth = create(client)
     first = post_chunk(client, cid, auth, 0, ogg)
     assert first.status_code == 202
     again = post_chunk(client, cid, auth, 0, ogg)
     assert again.status_code == 200 and again.get_json()["id"] == first.get_json()["id"]
     other = tmp_path / "other.ogg"
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=300:duration=2",
-                    "-c:a", "libopus", str(other)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=300:duration=2",
+            "-c:a",
+            "libopus",
+            str(other),
+        ],
+        check=True,
+    )
     assert_error(post_chunk(client, cid, auth, 0, other.read_bytes()), 409, "index_taken")
     assert rows(cid) == 1 and len(blobs(app, cid)) == 1
     assert client.post(f"/api/conversations/{cid}/finish", json={}, headers=auth).status_code == 202

@@ -31,8 +31,15 @@ def test_redis_url_gives_redis_broker_with_shared_redis_backend() -> None:
     assert isinstance(broker, RedisBroker)
     group = next(m for m in broker.middleware if isinstance(m, GroupCallbacks))
     assert isinstance(group.rate_limiter_backend, RedisBackend)
-    for expected in ("AgeLimit", "TimeLimit", "Callbacks", "Pipelines", "Retries",
-                     "GroupCallbacks", "CurrentMessage"):
+    for expected in (
+        "AgeLimit",
+        "TimeLimit",
+        "Callbacks",
+        "Pipelines",
+        "Retries",
+        "GroupCallbacks",
+        "CurrentMessage",
+    ):
         assert expected in names(broker)
     retries = next(m for m in broker.middleware if isinstance(m, Retries))
     assert retries.max_retries == Settings().chunk_max_attempts
@@ -45,8 +52,9 @@ def test_amqp_url_gives_rabbitmq_broker_and_needs_redis_for_groups() -> None:
     with pytest.raises(ConfigurationError, match="MINA_REDIS_URL"):
         build_broker(Settings(broker_url="amqp://guest:guest@127.0.0.1:5672/"))
     broker = build_broker(
-        Settings(broker_url="amqp://guest:guest@127.0.0.1:5672/",
-                 redis_url="redis://127.0.0.1:6379/9")
+        Settings(
+            broker_url="amqp://guest:guest@127.0.0.1:5672/", redis_url="redis://127.0.0.1:6379/9"
+        )
     )
     assert isinstance(broker, RabbitmqBroker)
     assert {"cpu", "network"} <= broker.get_declared_queues()

@@ -6,7 +6,7 @@
 "use strict";
 
 (() => {
-  const { el, clear, show, clock, span, time, ms, api, percent } = Mina;
+  const { el, clear, show, clock, span, time, ms, api } = Mina;
   const $ = (id) => document.getElementById(id);
   const TASKS = ["merge", "diarize", "analytics", "refinement", "tasks", "summary"];
   const PAGE = 50;
@@ -277,51 +277,15 @@
     }
     show($("r-summary"), Boolean(summary));
     if (summary) {
-      $("r-summary-title").textContent = summary.title;
-      $("r-summary-text").textContent = summary.summary;
-      fill($("r-key-points"), summary.key_points);
-      fill($("r-decisions"), summary.decisions);
-      fill($("r-questions"), summary.open_questions);
+      MinaResults.summary({
+        title: $("r-summary-title"), text: $("r-summary-text"), keyPoints: $("r-key-points"),
+        decisions: $("r-decisions"), questions: $("r-questions"),
+      }, summary);
     }
     show($("r-tasks"), Boolean(tasks));
-    if (tasks) {
-      const ul = clear($("r-items"));
-      for (const item of tasks.items) {
-        ul.append(el("li", {}, el("span", { text: item.text }), el("span", { class: "ai-meta" },
-          item.owner ? el("span", { class: "tag", text: item.owner }) : null,
-          item.due ? el("span", { class: "tag due", text: `due ${item.due}` }) : null,
-          el("span", { class: "muted", text: percent(item.confidence) }))));
-      }
-      if (!tasks.items.length) ul.append(el("li", { class: "muted", text: "No action items." }));
-    }
-    renderTranscript(transcript, analytics);
-  }
-
-  function renderTranscript(transcript, analytics) {
-    const node = clear($("d-transcript"));
-    if (!transcript || !transcript.segments.length) {
-      node.append(el("p", { class: "muted", text: "No transcript yet." }));
-      return;
-    }
+    if (tasks) MinaResults.actionItems($("r-items"), tasks, { confidence: true });
     const names = analytics ? analytics.speakers.map((s) => s.speaker) : [];
-    let last;
-    let para = null;
-    for (const seg of transcript.segments) {
-      if (!para || seg.speaker !== last) {
-        if (seg.speaker && !names.includes(seg.speaker)) names.push(seg.speaker);
-        para = el("p", { class: "seg" }, el("span", { class: "seg-time", text: clock(seg.start) }),
-          seg.speaker ? el("span", { class: "speaker", dataset: { colour: names.indexOf(seg.speaker) % 8 }, text: seg.speaker }) : null);
-        node.append(para);
-        last = seg.speaker;
-      }
-      para.append(` ${seg.text}`);
-    }
-  }
-
-  function fill(node, items) {
-    clear(node);
-    (items || []).forEach((t) => node.append(el("li", { text: t })));
-    if (!items || !items.length) node.append(el("li", { class: "muted", text: "None." }));
+    MinaResults.transcript($("d-transcript"), (transcript && transcript.segments) || [], names);
   }
 
   /* ---- actions ------------------------------------------------------------------------- */

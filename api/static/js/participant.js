@@ -12,7 +12,7 @@
   const maxBytes = parseInt(root.dataset.maxChunkBytes, 10);
   const maxSeconds = parseFloat(root.dataset.maxChunkSeconds);
   const token = new URLSearchParams(location.search).get("token");
-  const TASKS = ["merge", "diarize", "analytics", "refinement", "tasks", "summary"];
+  const TASKS = MinaLedger.TASKS;
   const TASK_LABELS = {
     merge: "Join audio", diarize: "Find speakers", analytics: "Analytics",
     refinement: "Clean transcript", tasks: "Action items", summary: "Summary",
@@ -58,85 +58,10 @@
     show(node, Boolean(text));
   }
 
-  /* ---- the fold ------------------------------------------------------------------------ */
-
-  function fold() {
-    const sorted = [...events.values()].sort((a, b) => a.id - b.id);
-    const s = {
-      chunks: new Map(), tasks: {}, finished: false, expected: null, transcription: null,
-      processing: null, percent: null, reveal: null, failure: null, last: {},
-    };
-    const chunk = (i) => {
-      if (!s.chunks.has(i)) s.chunks.set(i, { index: i });
-      return s.chunks.get(i);
-    };
-    for (const ev of sorted) {
-      const p = ev.payload || {};
-      s.last[ev.type] = ev;
-      const [task, phase] = splitTask(ev.type);
-      if (task) {
-        s.tasks[task] = Object.assign(s.tasks[task] || {}, {
-          status: { started: "running", ready: "done", failed: "failed" }[phase],
-          error: phase === "failed" ? p.error : null,
-          duration_ms: phase === "ready" ? p.duration_ms : (s.tasks[task] || {}).duration_ms,
-        });
-        continue;
-      }
-      switch (ev.type) {
-        case "chunk_received":
-          Object.assign(chunk(p.index), { server: "received", duration: p.duration });
-          break;
-        case "chunk_transcribed":
-          Object.assign(chunk(p.index), { server: "transcribed", text: p.text, error: null });
-          break;
-        case "chunk_failed":
-          Object.assign(chunk(p.index), { server: "failed", error: p.error });
-          break;
-        case "chunks_retried":
-          (p.chunks || []).forEach((c) => Object.assign(chunk(c.index), { server: "received", error: null }));
-          if (p.reopened) {
-            // Transcription and post-processing run again; a new reveal will follow.
-            Object.assign(s, { transcription: null, processing: null, percent: null, reveal: null, failure: null, tasks: {} });
-          }
-          break;
-        case "conversation_finished":
-          s.finished = true;
-          s.expected = p.expected_chunks;
-          break;
-        case "transcription_complete":
-          s.finished = true;
-          s.transcription = p.status;
-          break;
-        case "post_transcription_started":
-          s.processing = "running";
-          (p.tasks || TASKS).forEach((t) => (s.tasks[t] = { status: "pending" }));
-          break;
-        case "post_transcription_progress":
-          s.percent = p.percent;
-          break;
-        case "post_transcription_reveal":
-          s.reveal = ev;
-          s.failure = null;
-          s.processing = p.status;
-          break;
-        case "post_transcription_failed":
-          s.failure = ev;
-          s.processing = "failed";
-          break;
-      }
-    }
-    return s;
-  }
-
-  function splitTask(type) {
-    const m = /^(merge|diarize|analytics|refinement|tasks|summary)_(started|ready|failed)$/.exec(type);
-    return m ? [m[1], m[2]] : [null, null];
-  }
-
   /* ---- rendering ----------------------------------------------------------------------- */
 
   const render = throttled(() => {
-    const s = fold();
+    const s = MinaLedger.fold(events.values());
     renderPhase(s);
     renderRecorder(s);
     renderChunks(s);
@@ -270,24 +195,6 @@
     $("transcript-state").textContent = s.transcription ? "complete" : "live";
   }
 
-  function renderSpeakerTranscript(segments, colours) {
-    const node = clear($("transcript"));
-    let last = null;
-    let para = null;
-    for (const seg of segments) {
-      if (!para || seg.speaker !== last) {
-        const who = seg.speaker || "Unknown";
-        para = el("p", { class: "seg" },
-          el("span", { class: "seg-time", text: clock(seg.start) }),
-          el("span", { class: "speaker", dataset: { colour: colours(who) }, text: who }));
-        node.append(para);
-        last = seg.speaker;
-      }
-      para.append(` ${seg.text}`);
-    }
-    $("transcript-state").textContent = "with speakers";
-  }
-
   /* ---- the reveal ---------------------------------------------------------------------- */
 
   function unwrap(data, key) {
@@ -301,7 +208,7 @@
     const r = await api(`/api/conversations/${cid}/${name}`, { token });
     const found = r.ok ? unwrap(r.data, key) : null;
     if (found) return found;
-    const ready = fold().last[`${name}_ready`]; // the ledger carries the result too
+    const ready = MinaLedger.fold(events.values()).last[`${name}_ready`]; // the ledger carries the result too
     return ready ? unwrap(ready.payload.result, key) : null;
   }
 
@@ -311,38 +218,23 @@
       result("summary", "key_points"), result("tasks", "items"), result("analytics", "speakers"),
     ]);
     const names = (analytics && analytics.speakers.map((s) => s.speaker)) || [];
-    const colours = (who) => {
-      if (!names.includes(who)) names.push(who);
-      return names.indexOf(who) % MinaCharts.PALETTE.length;
-    };
     if (transcriptLoadedFor !== ev.id) {
       const t = await api(`/api/conversations/${cid}/transcript`, { token });
       if (t.ok && t.data.segments.some((seg) => seg.speaker)) {
         transcriptLoadedFor = ev.id;
         speakerTranscript = t.data.segments;
-        renderSpeakerTranscript(speakerTranscript, colours);
+        MinaResults.transcript($("transcript"), speakerTranscript, names);
+        $("transcript-state").textContent = "with speakers";
       }
     }
     if (summary) {
-      $("summary-title").textContent = summary.title || "Summary";
-      $("summary-text").textContent = summary.summary;
-      fillList($("key-points"), summary.key_points);
-      fillList($("decisions"), summary.decisions);
-      fillList($("open-questions"), summary.open_questions);
+      MinaResults.summary({
+        title: $("summary-title"), text: $("summary-text"), keyPoints: $("key-points"),
+        decisions: $("decisions"), questions: $("open-questions"),
+      }, summary);
     }
     show($("summary-card"), Boolean(summary));
-    if (tasks) {
-      const list = clear($("action-items"));
-      if (!tasks.items.length) list.append(el("li", { class: "muted", text: "No action items." }));
-      for (const item of tasks.items) {
-        list.append(el("li", {},
-          el("span", { class: "ai-text", text: item.text }),
-          el("span", { class: "ai-meta" },
-            item.owner ? el("span", { class: "tag", text: item.owner }) : null,
-            item.due ? el("span", { class: "tag due", text: `due ${item.due}` }) : null,
-            item.source_time !== null && item.source_time !== undefined ? el("span", { class: "muted", text: `at ${clock(item.source_time)}` }) : null)));
-      }
-    }
+    if (tasks) MinaResults.actionItems($("action-items"), tasks);
     show($("actions-card"), Boolean(tasks));
     show($("analytics-card"), Boolean(analytics));
     if (analytics) {
@@ -351,12 +243,6 @@
       }, analytics);
     }
     document.body.dataset.revealed = "true";
-  }
-
-  function fillList(node, items) {
-    clear(node);
-    (items || []).forEach((text) => node.append(el("li", { text })));
-    if (!items || !items.length) node.append(el("li", { class: "muted", text: "None." }));
   }
 
   /* ---- actions ------------------------------------------------------------------------- */
