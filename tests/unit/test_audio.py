@@ -268,6 +268,9 @@ class ChildPeakRss:
                 try:
                     if stat.read_text().rsplit(")", 1)[1].split()[1] != me:
                         continue
+                    # only after exec: a child just forked still carries pytest's image
+                    if (stat.parent / "comm").read_text().strip() != "ffmpeg":
+                        continue
                     status = (stat.parent / "status").read_text()
                 except (OSError, IndexError):
                     continue
