@@ -1,9 +1,4 @@
-"""Blob storage: local disk for the embedded mode, S3 (or MinIO) in production.
-
-Both backends stream: `put` reads the source in blocks and computes its sha256 on the way, so a
-one-hour recording never sits in memory. Keys are relative, slash-separated names such as
-`conversations/<id>/chunks/00001.webm`; anything else is refused before it reaches a backend.
-"""
+"""S3-compatible storage (AWS S3, MinIO) with streamed multipart uploads."""
 
 from __future__ import annotations
 
@@ -11,17 +6,10 @@ import contextlib
 import hashlib
 import io
 import logging
-import os
-import re
-import shutil
 import tempfile
-from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
-from urllib.parse import unquote, urlsplit
 
 import boto3
 from botocore.config import Config
@@ -39,236 +27,27 @@ from mina.errors import (
     NotFound,
     PermanentError,
     TransientError,
-    ValidationError,
 )
 
 if TYPE_CHECKING:
-    from mina.settings import Settings
+    pass
+
+from mina.storage.base import (
+    _AUTH_CODES,
+    _NOT_FOUND_CODES,
+    BLOCK_SIZE,
+    PART_SIZE,
+    BlobInfo,
+    Storage,
+    StoredBlob,
+    _fill_part,
+    _utc_naive,
+    validate_key,
+    validate_prefix,
+    write_atomically,
+)
 
 log = logging.getLogger(__name__)
-
-BLOCK_SIZE = 1024 * 1024
-# Size of an S3 multipart part (S3's minimum is 5 MiB, its maximum count 10,000: 80 GiB). A part
-# is spooled to a temporary file, never held in memory.
-PART_SIZE = 8 * 1024 * 1024
-MAX_KEY_LENGTH = 1024
-_KEY_CHARS = re.compile(r"[A-Za-z0-9._/-]+")
-_NOT_FOUND_CODES = {"404", "NoSuchKey", "NotFound"}
-_AUTH_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "401"}
-
-
-@dataclass(frozen=True)
-class StoredBlob:
-    key: str
-    size: int
-    sha256: str
-
-
-@dataclass(frozen=True)
-class BlobInfo:
-    key: str
-    size: int
-    modified: datetime  # UTC, naive (like every datetime in the database)
-
-
-def validate_key(key: str) -> str:
-    """Return `key` if it is a safe relative name, else raise ValidationError."""
-    if not key or len(key) > MAX_KEY_LENGTH or not _KEY_CHARS.fullmatch(key):
-        raise ValidationError(f"invalid storage key {key!r}: use [A-Za-z0-9._/-]")
-    for part in key.split("/"):
-        # empty parts ("a//b", "/abs", "dir/"), ".", ".." and hidden names (our temp files)
-        if not part or part.startswith("."):
-            raise ValidationError(f"invalid storage key {key!r}: bad path segment {part!r}")
-    return key
-
-
-def validate_prefix(prefix: str) -> str:
-    """A list prefix is a key, a key ending in '/', or empty (everything)."""
-    if prefix:
-        validate_key(prefix[:-1] if prefix.endswith("/") else prefix)
-    return prefix
-
-
-def _utc_naive(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        return moment
-    return moment.astimezone(UTC).replace(tzinfo=None)
-
-
-def _fill_part(stream: BinaryIO, part: BinaryIO, digest: Any, limit: int) -> int:
-    """Copy up to `limit` bytes of `stream` into the empty file `part`, hashing them."""
-    part.seek(0)
-    part.truncate()
-    length = 0
-    while length < limit and (block := stream.read(min(BLOCK_SIZE, limit - length))):
-        digest.update(block)
-        part.write(block)
-        length += len(block)
-    part.flush()
-    part.seek(0)
-    return length
-
-
-class Storage(ABC):
-    """Where blobs live. Every method takes a key checked by `validate_key`."""
-
-    @abstractmethod
-    def put(self, key: str, stream: BinaryIO, *, content_type: str | None = None) -> StoredBlob:
-        """Store the rest of `stream` under `key`, replacing it atomically."""
-
-    def put_file(self, key: str, path: Path, *, content_type: str | None = None) -> StoredBlob:
-        with open(path, "rb") as stream:
-            return self.put(key, stream, content_type=content_type)
-
-    @abstractmethod
-    def open(self, key: str) -> BinaryIO:
-        """A read stream; the caller closes it. NotFound if missing."""
-
-    def get_bytes(self, key: str) -> bytes:
-        with self.open(key) as stream:
-            return stream.read()
-
-    @abstractmethod
-    def download(self, key: str, dst_path: Path) -> None:
-        """Copy the blob to `dst_path` (written to a temp file, then renamed into place)."""
-
-    @abstractmethod
-    def exists(self, key: str) -> bool: ...
-
-    @abstractmethod
-    def size(self, key: str) -> int:
-        """Size in bytes; NotFound if missing."""
-
-    @abstractmethod
-    def delete(self, key: str) -> None:
-        """Remove the blob; a missing blob is not an error."""
-
-    @abstractmethod
-    def list(self, prefix: str = "") -> Iterator[BlobInfo]:
-        """Blobs whose key starts with `prefix` (a string prefix, as in S3), in key order."""
-
-    @abstractmethod
-    def presign_put(self, key: str, content_type: str, expires: int = 900) -> str: ...
-
-    @abstractmethod
-    def presign_get(self, key: str, expires: int = 900) -> str: ...
-
-    @abstractmethod
-    def ping(self) -> None:
-        """Raise TransientError when the storage cannot be used (for /readyz)."""
-
-    @abstractmethod
-    def local_path(self, key: str) -> Path | None:
-        """The blob's file on this machine when there is one (for ffmpeg), else None."""
-
-
-class LocalStorage(Storage):
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root).resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
-
-    def __repr__(self) -> str:
-        return f"LocalStorage({str(self.root)!r})"
-
-    def _path(self, key: str) -> Path:
-        return self.root / validate_key(key)
-
-    def put(self, key: str, stream: BinaryIO, *, content_type: str | None = None) -> StoredBlob:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        digest, size = hashlib.sha256(), 0
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                while block := stream.read(BLOCK_SIZE):
-                    digest.update(block)
-                    size += len(block)
-                    out.write(block)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp_name, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp_name)
-            raise
-        log.debug("stored %s (%d bytes) on disk", key, size)
-        return StoredBlob(key=key, size=size, sha256=digest.hexdigest())
-
-    def open(self, key: str) -> BinaryIO:
-        path = self._path(key)
-        try:
-            return open(path, "rb")
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
-            raise NotFound(f"blob {key} not found") from exc
-
-    def download(self, key: str, dst_path: Path) -> None:
-        dst_path = Path(dst_path)
-        with self.open(key) as src:
-            _write_atomically(src, dst_path)
-
-    def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
-
-    def size(self, key: str) -> int:
-        path = self._path(key)
-        if not path.is_file():
-            raise NotFound(f"blob {key} not found")
-        return path.stat().st_size
-
-    def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
-
-    def list(self, prefix: str = "") -> Iterator[BlobInfo]:
-        validate_prefix(prefix)
-        # Walk only the deepest directory the prefix names, then filter by string prefix.
-        start = self.root / prefix.rpartition("/")[0]
-        found: list[BlobInfo] = []
-        for dirpath, dirnames, filenames in os.walk(start):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            for name in filenames:
-                if name.startswith("."):
-                    continue  # a put in progress
-                full = Path(dirpath) / name
-                key = full.relative_to(self.root).as_posix()
-                if not key.startswith(prefix):
-                    continue
-                try:
-                    stat = full.stat()
-                except FileNotFoundError:
-                    continue  # deleted while we walked
-                modified = datetime.fromtimestamp(stat.st_mtime, UTC).replace(tzinfo=None)
-                found.append(BlobInfo(key=key, size=stat.st_size, modified=modified))
-        found.sort(key=lambda info: info.key)
-        yield from found
-
-    def presign_put(self, key: str, content_type: str, expires: int = 900) -> str:
-        raise ValidationError("presigned URLs need S3 storage")
-
-    def presign_get(self, key: str, expires: int = 900) -> str:
-        raise ValidationError("presigned URLs need S3 storage")
-
-    def ping(self) -> None:
-        if not self.root.is_dir() or not os.access(self.root, os.W_OK | os.X_OK):
-            raise TransientError(f"storage directory {self.root} is missing or not writable")
-
-    def local_path(self, key: str) -> Path | None:
-        path = self._path(key)
-        if not path.is_file():
-            raise NotFound(f"blob {key} not found")
-        return path
-
-
-def _write_atomically(src: BinaryIO, dst_path: Path) -> None:
-    dst_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dst_path.parent, prefix=f".{dst_path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            shutil.copyfileobj(src, out, BLOCK_SIZE)
-        os.replace(tmp_name, dst_path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
 
 
 def _error_code(exc: ClientError) -> tuple[str, int]:
@@ -471,7 +250,7 @@ class S3Storage(Storage):
 
     def download(self, key: str, dst_path: Path) -> None:
         with self.open(key) as src:
-            _write_atomically(src, Path(dst_path))
+            write_atomically(src, Path(dst_path))
 
     def _head(self, key: str) -> dict[str, Any]:
         full = self._full(key)
@@ -535,24 +314,3 @@ class S3Storage(Storage):
     def local_path(self, key: str) -> Path | None:
         self._full(key)
         return None
-
-
-def build_storage(settings: Settings) -> Storage:
-    """The storage `settings.storage_url` names: a directory, `file://…` or `s3://bucket/prefix`."""
-    url = settings.resolved_storage_url
-    if url.startswith("s3://"):
-        parts = urlsplit(url)
-        if not parts.netloc:
-            raise ConfigurationError(f"MINA_STORAGE_URL {url!r} names no bucket")
-        return S3Storage(
-            bucket=parts.netloc,
-            prefix=parts.path.strip("/"),
-            endpoint_url=settings.s3_endpoint_url,
-            region=settings.s3_region,
-            presign_endpoint_url=settings.s3_public_endpoint_url,
-        )
-    if url.startswith("file://"):
-        return LocalStorage(Path(unquote(urlsplit(url).path)))
-    if "://" in url:
-        raise ConfigurationError(f"MINA_STORAGE_URL {url!r}: use a directory or s3://bucket/prefix")
-    return LocalStorage(Path(url))
