@@ -32,7 +32,30 @@ def task_result(session: Session, conversation_id: str, name: str) -> dict[str, 
     ).first()
     if task is None or task.status != DONE:
         return None
+    if name == "tasks" and task.result is not None:
+        return with_speaker_owners(session, conversation_id, task.result)
     return task.result
+
+
+def with_speaker_owners(
+    session: Session, conversation_id: str, result: dict[str, Any]
+) -> dict[str, Any]:
+    """Action items run beside diarization, so "I'll …" has no owner yet: once speakers are
+    known, the speaker talking at the item's time owns it (read-time, the stored row stays)."""
+    diarized = task_result(session, conversation_id, "diarize")
+    if not diarized or not diarized.get("segments"):
+        return result
+    segments = segments_from_json(diarized["segments"])
+    items = []
+    for item in result.get("items", []):
+        at = item.get("source_time")
+        if item.get("owner") is None and at is not None:
+            started = [s for s in segments if s.start <= at + 0.05]  # the latest one started
+            speaker = max(started, key=lambda s: s.start).speaker if started else None
+            if speaker and speaker != "Unknown":
+                item = {**item, "owner": speaker}
+        items.append(item)
+    return {**result, "items": items}
 
 
 def transcript(session: Session, conv: Conversation) -> tuple[list[Segment], bool]:

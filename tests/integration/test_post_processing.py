@@ -31,7 +31,7 @@ from mina.models import TASK_NAMES, Chunk, Conversation, Event, PostTask
 from mina.pipeline import post, runner
 from mina.settings import get_settings
 from tests.fixtures.audio import Meeting, meeting
-from tests.fixtures.stack import ROOT, bearer, wait_for
+from tests.fixtures.stack import OPERATOR, ROOT, bearer, wait_for
 
 USER_FACING = ("refinement", "analytics", "tasks", "summary")
 LANGUAGE = ("refinement", "tasks", "summary")
@@ -653,3 +653,8 @@ def test_local_action_items_include_the_planted_commitments(
     for found, weekday in ((report, 4), (roadmap, 0)):  # by Friday, by next Monday
         due = dt.date.fromisoformat(found["due"])
         assert due >= meeting_day and due.weekday() == weekday
+    # "I'll send the report" belongs to whoever said it, once diarization labelled speakers
+    # (Alice speaks first, so she is S1), served through the results API
+    served = client.get(f"/api/conversations/{cid}/tasks", headers=OPERATOR).get_json()["items"]
+    report_served = next(i for i in served if "report" in i["text"].lower())
+    assert report_served["owner"] == "S1"
