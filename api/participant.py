@@ -99,6 +99,11 @@ def upload_chunk(conversation_id: str) -> tuple[Response, int]:
         dispatcher=svc.dispatcher,
         settings=svc.settings,
     )
+    return chunk_accepted(accepted)
+
+
+def chunk_accepted(accepted: ingest.Accepted) -> tuple[Response, int]:
+    """202 for a new chunk, 200 for the same bytes again (direct upload and presign confirm)."""
     c = accepted.chunk
     body = {
         "id": c.id,

@@ -8,7 +8,7 @@ from spectree import Response as Resp
 
 from api.context import services
 from api.extensions import spec
-from api.participant import ERRORS, _authorized, json_body
+from api.participant import ERRORS, _authorized, chunk_accepted, json_body
 from api.schemas import ChunkAccepted, ErrorResponse
 from mina import ingest, presign
 
@@ -93,14 +93,4 @@ def confirm_chunk(conversation_id: str) -> tuple[Response, int]:
         dispatcher=svc.dispatcher,
         settings=svc.settings,
     )
-    c = accepted.chunk
-    out = {
-        "id": c.id,
-        "index": c.index,
-        "status": c.status,
-        "sha256": c.sha256,
-        "size": c.size,
-        "duration": c.duration,
-        "created": accepted.created,
-    }
-    return jsonify(out), 202 if accepted.created else 200
+    return chunk_accepted(accepted)
