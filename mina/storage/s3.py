@@ -146,7 +146,7 @@ class S3Storage(Storage):
             self._presigner = session.client("s3", endpoint_url=presign_endpoint_url, config=config)
         self.part_size = PART_SIZE
         # Follow botocore's setting (AWS_REQUEST_CHECKSUM_CALCULATION): CRC32 per request.
-        checksums = self.client.meta.config.request_checksum_calculation
+        checksums = getattr(self.client.meta.config, "request_checksum_calculation", None)
         self._checksum: dict[str, str] = (
             {"ChecksumAlgorithm": "CRC32"} if checksums == "when_supported" else {}
         )
