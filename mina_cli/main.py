@@ -163,12 +163,13 @@ def process(
         reset_settings()
     settings = _settings()
     try:
-        for path in files:
-            proc.check_file(path)
+        durations = [proc.check_file(path) for path in files]
     except MinaError as exc:
         raise click.ClickException(exc.message) from exc
     with embedded_runtime(settings, console) as svc:
-        jobs = proc.run(list(files), svc, speakers=speakers, console=console)
+        jobs = proc.run(
+            list(files), svc, speakers=speakers, console=console, durations=durations
+        )
     for job in jobs:
         if out_dir is not None:
             for written in proc.write_outputs(job, out_dir, fmt):
@@ -178,7 +179,10 @@ def process(
     if as_json:
         docs = [proc.public_json(j) for j in jobs]
         click.echo(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2))
-    if any(j.result["status"] == "transcription_failed" for j in jobs):
+    for job in jobs:
+        if job.error is not None:
+            console.print(f"[red]Error:[/] {job.path.name}: {job.error}")
+    if any(j.error is not None or j.result["status"] == "transcription_failed" for j in jobs):
         sys.exit(2)
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +23,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 
 from mina import audio, conversations, ingest, results
 from mina.db import session_scope
-from mina.errors import UnsupportedMedia
+from mina.errors import MinaError, UnsupportedMedia
 from mina.models import FAILED, PARTIAL, READY, TASK_NAMES, TRANSCRIPTION_FAILED
 from mina.pipeline import finish as finish_service
 from mina.pipeline.transcribe import Services
@@ -43,8 +45,8 @@ class Job:
     result: dict[str, Any] = field(default_factory=dict)
 
 
-def check_file(path: Path) -> None:
-    """Refuse a missing, empty or non-audio file before any work starts."""
+def check_file(path: Path) -> float:
+    """Refuse a missing, empty or non-audio file before any work starts; its duration."""
     if not path.exists():
         raise UnsupportedMedia(f"{path}: no such file")
     if path.is_dir():
@@ -54,21 +56,22 @@ def check_file(path: Path) -> None:
     with path.open("rb") as fh:
         if audio.sniff(fh.read(64)) is None:
             raise UnsupportedMedia(f"{path}: not an audio file (wav, mp3, m4a, ogg, webm, flac)")
-    audio.probe(path)
+    return audio.probe(path)
 
 
-def submit(job: Job, svc: Services, speakers: int | None, workdir: Path) -> None:
-    """Cut the file into chunks and upload them through the ingest service, then finish."""
-    with session_scope() as session:
-        conv, _token = conversations.create(session, job.path.stem)
-        conv.num_speakers = speakers
-        job.conversation_id = conv.id
-    # WAV pieces: exact cuts and no encoding cost; they go through the same upload checks.
-    pieces = audio.split(
-        job.path, svc.settings.chunk_seconds, workdir / job.conversation_id, ext="wav"
-    )
-    job.chunks = len(pieces)
-    for index, piece in enumerate(pieces):
+def expected_chunks(seconds: float, chunk_seconds: float) -> int:
+    return max(1, math.ceil(seconds / chunk_seconds - 1e-6))
+
+
+def submit(job: Job, svc: Services, workdir: Path) -> None:
+    """Cut the file into chunks and upload each through the ingest service as soon as it is
+    cut (transcription of the first chunks overlaps the cutting), then finish."""
+    # WAV pieces: no encoding cost, and transcription uses them as they are; they go through
+    # the same upload checks as a participant's chunks.
+    count = 0
+    for index, piece in enumerate(
+        audio.segment(job.path, svc.settings.chunk_seconds, workdir / job.conversation_id)
+    ):
         with piece.open("rb") as fh:
             ingest.accept_chunk(
                 job.conversation_id,
@@ -78,7 +81,17 @@ def submit(job: Job, svc: Services, speakers: int | None, workdir: Path) -> None
                 dispatcher=svc.dispatcher,
                 settings=svc.settings,
             )
-    finish_service.finish(job.conversation_id, len(pieces), svc.dispatcher)
+        piece.unlink()
+        count = job.chunks = index + 1
+    finish_service.finish(job.conversation_id, count, svc.dispatcher)
+
+
+def _submit_safely(job: Job, svc: Services, workdir: Path) -> None:
+    try:
+        submit(job, svc, workdir)
+    except MinaError as exc:
+        job.error = exc.message
+        log.error("%s: %s", job.path.name, exc.message)
 
 
 def snapshot(conversation_id: str) -> dict[str, Any]:
@@ -109,8 +122,11 @@ def run(
     *,
     speakers: int | None,
     console: Console,
+    durations: list[float] | None = None,
     poll: float = 0.2,
 ) -> list[Job]:
+    """Process each file as its own conversation, all side by side; returns when every one is
+    revealed, failed, or could not be cut."""
     jobs = [Job(p) for p in paths]
     workdir = Path(tempfile.mkdtemp(prefix="mina-process-"))
     try:
@@ -122,16 +138,28 @@ def run(
             console=console,
             transient=False,
         ) as progress:
-            for job in jobs:
-                progress.console.print(f"[bold]{job.path.name}[/]: cutting into chunks…")
-                submit(job, svc, speakers, workdir)
+            threads = []
+            for n, job in enumerate(jobs):
+                with session_scope() as session:
+                    conv, _token = conversations.create(session, job.path.stem)
+                    conv.num_speakers = speakers
+                    job.conversation_id = conv.id
+                seconds = durations[n] if durations else 0.0
                 job.bar = progress.add_task(
-                    f"{job.path.name}: chunks transcribed", total=job.chunks
+                    f"{job.path.name}: chunks transcribed",
+                    total=expected_chunks(seconds, svc.settings.chunk_seconds),
                 )
                 job.post_bar = progress.add_task(
                     f"{job.path.name}: post-processing", total=len(TASK_NAMES)
                 )
+                thread = threading.Thread(
+                    target=_submit_safely, args=(job, svc, workdir), name=f"cut-{n}", daemon=True
+                )
+                thread.start()
+                threads.append(thread)
             _wait(jobs, progress, poll)
+            for thread in threads:
+                thread.join()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     for job in jobs:
@@ -155,8 +183,12 @@ def _wait(jobs: list[Job], progress: Progress, poll: float) -> None:
             if running:
                 label += f" ({', '.join(running)})"
             progress.update(job.post_bar, completed=len(finished), description=label)
-            if view["status"] == TRANSCRIPTION_FAILED or (
-                view["processing_status"] in TERMINAL_PROCESSING
+            if view["is_finished"]:
+                progress.update(job.bar, total=view["expected_chunks"] or done)
+            if (
+                job.error is not None
+                or view["status"] == TRANSCRIPTION_FAILED
+                or view["processing_status"] in TERMINAL_PROCESSING
             ):
                 open_jobs.remove(job)
         time.sleep(poll)

@@ -72,7 +72,7 @@ def merge(conversation_id: str, svc: Services) -> dict[str, Any]:
             parts_total += seconds
             parts.append(part)
         merged = work / "merged.ogg"
-        got = audio.concat(parts, merged)
+        got = audio.concat(parts, merged, opus_complexity=svc.settings.merge_opus_complexity)
         _check_duration(got, parts_total, "its parts")
         recorded = [c.duration for c in chunks]
         timeline = sum(d for d in recorded if d is not None)
