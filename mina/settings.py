@@ -90,11 +90,11 @@ class Settings(BaseSettings):
     )
     merge_time_limit_seconds: float = Field(300.0, description="time limit of merge")
     merge_opus_complexity: int = Field(
-        3,
+        0,
         ge=0,
         le=10,
-        description="libopus compression level of the merged audio (10 is 4x slower for speech "
-        "at 32 kbit/s; merge is on the path to the reveal)",
+        description="libopus compression level of the merged audio (10, libopus's default, is "
+        "5x slower for speech at 32 kbit/s; merge is on the path to the reveal)",
     )
     diarize_time_limit_seconds: float = Field(120.0, description="time limit of diarization")
     analytics_time_limit_seconds: float = Field(30.0, description="time limit of analytics")

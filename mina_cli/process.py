@@ -123,7 +123,7 @@ def run(
     speakers: int | None,
     console: Console,
     durations: list[float] | None = None,
-    poll: float = 0.2,
+    poll: float = 0.05,
 ) -> list[Job]:
     """Process each file as its own conversation, all side by side; returns when every one is
     revealed, failed, or could not be cut."""

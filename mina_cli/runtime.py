@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
@@ -67,6 +68,9 @@ def embedded_runtime(settings: Settings, console: Console | None = None) -> Iter
     runtime = Embedded(settings)
     runtime.start()
     svc = services()
+    warm_up = getattr(svc.transcriber, "warm_up", None)
+    if warm_up is not None:  # the local model loads while the first chunk is being cut
+        threading.Thread(target=_warm_up, args=(warm_up,), name="warm-up", daemon=True).start()
     try:
         resumed = Repair(settings, svc.dispatcher, svc.storage).resume()
         if any(resumed.values()) and console is not None:
@@ -74,6 +78,13 @@ def embedded_runtime(settings: Settings, console: Console | None = None) -> Iter
         yield svc
     finally:
         runtime.stop()
+
+
+def _warm_up(load: Callable[[], None]) -> None:
+    try:
+        load()
+    except MinaError as exc:  # the first chunk meets it again and records it
+        log.warning("transcriber warm-up failed: %s", exc.message)
 
 
 def doctor_report(settings: Settings, console: Console) -> bool:

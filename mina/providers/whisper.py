@@ -64,6 +64,10 @@ class WhisperTranscriber:
                 log.info("whisper model loaded in %.2fs", time.monotonic() - started)
             return self._model
 
+    def warm_up(self) -> None:
+        """Load the model now (e.g. in a thread at start), not when the first chunk needs it."""
+        self.model()
+
     def transcribe(self, wav_path: Path, language: str | None = None) -> TranscriptionResult:
         lang = language or self._settings.language
         try:
