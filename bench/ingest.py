@@ -8,7 +8,7 @@ then with N concurrent clients (keep-alive HTTP/1.1, one conversation each) meas
   upload    POST …/chunks with a 30 s Opus chunk: spool + sha256, magic bytes, ffmpeg decode
             probe, blob write, row + event insert, Redis enqueue;
   webhook   POST /webhooks/transcription/assemblyai: HMAC check, INSERT, Redis enqueue;
-  probe     the decode probe alone (mina.audio.probe), serially, outside the server;
+  probe     the decode probe alone (mina.probe.probe), serially, outside the server;
   serial    the same three requests from one client, one at a time: the service time that
             the concurrent figures add queueing to.
 
@@ -216,7 +216,7 @@ def main() -> None:
 
     import redis
 
-    from mina import audio
+    from mina import probe
     from mina_cli import migrate
 
     redis_url = f"redis://127.0.0.1:6379/{args.redis_db}"
@@ -333,7 +333,7 @@ def main() -> None:
         probes = []
         for _ in range(10):
             started = time.perf_counter()
-            audio.probe(work / "chunk.ogg", max_seconds=600)
+            probe.probe(work / "chunk.ogg", max_seconds=600)
             probes.append(time.perf_counter() - started)
         rows.append(report("probe", probes, sum(probes), None))
 
@@ -350,7 +350,7 @@ def main() -> None:
                 times.append(t)
             rows.append(report(f"1x {kind}", times, sum(times), None))
         print(
-            "probe = mina.audio.probe on the same chunk, one at a time, no other load from "
+            "probe = mina.probe.probe on the same chunk, one at a time, no other load from "
             "this bench: the decode probe's floor inside every upload",
             flush=True,
         )

@@ -1,13 +1,12 @@
-"""Audio on disk: sniff, probe, normalize, split, concat and read, all through ffmpeg children.
+"""Audio on disk: measure, normalize, split, concat and read, all through ffmpeg children.
 
 Audio never passes through Python except in `read_pcm`: every function hands paths to an
 `ffmpeg`/`ffprobe` subprocess (list arguments, no shell, a timeout), so memory stays flat
-however long the recording is.
+however long the recording is. Checking an upload (sniff, decode probe) is mina.probe.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -27,9 +26,8 @@ from mina.errors import (
     ConfigurationError,
     PermanentError,
     TransientError,
-    UnsupportedMedia,
-    ValidationError,
 )
+from mina.probe import sniff
 
 log = logging.getLogger(__name__)
 
@@ -39,23 +37,11 @@ FFPROBE = "ffprobe"
 SAMPLE_RATE = 16000
 PROBE_TIMEOUT = 300.0
 WORK_TIMEOUT = 1800.0
-# A decode may end this much before the container's declared duration (encoder padding,
-# rounding) before we call the file truncated; plus a small share of the duration.
-TRUNCATION_TOLERANCE = 0.25
 # split() never makes a last piece shorter than this; it joins the previous one instead.
 MIN_PIECE_SECONDS = 0.05
 
 StrPath = str | os.PathLike[str]
 
-MIME_TYPES = ("audio/webm", "audio/ogg", "audio/wav", "audio/mpeg", "audio/mp4", "audio/flac")
-_DEMUXERS = {
-    "audio/webm": "matroska",
-    "audio/ogg": "ogg",
-    "audio/wav": "wav",
-    "audio/mpeg": "mp3",
-    "audio/mp4": "mov",
-    "audio/flac": "flac",
-}
 _MONO = ["-ac", "1", "-ar", str(SAMPLE_RATE)]
 _ERROR_PREFIX = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")
 
@@ -127,140 +113,7 @@ def _replace_from_part(dst: Path, args: Sequence[str], *, timeout: float, what: 
         part.unlink(missing_ok=True)
 
 
-# --- identify and check ---------------------------------------------------------------------
-
-
-def _is_mpeg_frame(head: bytes) -> bool:
-    """An MPEG audio (mp1/2/3) frame header; ADTS AAC (layer bits 00) is not one."""
-    if len(head) < 3 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
-        return False
-    version, layer, bitrate = (head[1] >> 3) & 3, (head[1] >> 1) & 3, head[2] >> 4
-    return version != 1 and layer != 0 and bitrate != 0xF
-
-
-def sniff(head: bytes) -> str | None:
-    """The container named by a file's first bytes (give at least 12), or None."""
-    if head.startswith(b"\x1a\x45\xdf\xa3"):
-        return "audio/webm"
-    if head.startswith(b"OggS"):
-        return "audio/ogg"
-    if head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE":
-        return "audio/wav"
-    if head.startswith(b"fLaC"):
-        return "audio/flac"
-    if head[4:8] == b"ftyp":
-        return "audio/mp4"
-    if head.startswith(b"ID3") or _is_mpeg_frame(head):
-        return "audio/mpeg"
-    return None
-
-
-def _declared_seconds(path: Path, demuxer: str, timeout: float) -> float | None:
-    """The duration the container states (None when unknown or only guessed from bitrate)."""
-    cmd = [FFPROBE, "-v", "warning", "-hide_banner", "-f", demuxer, "-i", str(path)]
-    cmd += ["-show_entries", "format=duration:stream=codec_type", "-of", "json"]
-    proc = _run(cmd, timeout=timeout, what="probe audio")
-    if proc.returncode != 0:
-        raise UnsupportedMedia(f"not a readable audio file: {_first_error(proc.stderr, path)}")
-    info = json.loads(proc.stdout or b"{}")
-    if not any(s.get("codec_type") == "audio" for s in info.get("streams", [])):
-        raise UnsupportedMedia("the file has no audio stream")
-    if b"Estimating duration from bitrate" in proc.stderr:
-        return None
-    value = info.get("format", {}).get("duration")
-    return float(value) if value not in (None, "N/A") else None
-
-
-def _decode(
-    path: Path, demuxer: str | None, *, strict: bool, limit: float | None, timeout: float
-) -> float:
-    """Decode the first audio stream to nowhere; the seconds decoded.
-
-    With `strict`, any error ffmpeg reports (a corrupt packet, a file that ends early) refuses
-    the file with UnsupportedMedia; otherwise only a failed run does, with PermanentError.
-    """
-    cmd = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error"]
-    if strict:
-        cmd.append("-xerror")
-    if demuxer is not None:
-        cmd += ["-f", demuxer]
-    cmd += ["-i", str(path), "-map", "0:a:0", "-vn", "-sn", "-dn"]
-    if limit is not None:
-        cmd += ["-t", f"{limit:.3f}"]
-    cmd += ["-f", "null", "-progress", "pipe:1", "-nostats", "-"]
-    proc = _run(cmd, timeout=timeout, what="decode audio")
-    if strict and (proc.returncode != 0 or proc.stderr.strip()):
-        raise UnsupportedMedia(f"corrupt or truncated audio: {_first_error(proc.stderr, path)}")
-    if proc.returncode != 0:
-        raise PermanentError(f"could not decode audio: {_first_error(proc.stderr, path)}")
-    times = re.findall(rb"^out_time_us=(\d+)\s*$", proc.stdout, re.MULTILINE)
-    return int(times[-1]) / 1e6 if times else 0.0
-
-
-def _ogg_complete(path: Path) -> bool:
-    """True when the file ends with a whole Ogg page that closes its stream (EOS flag)."""
-    size = path.stat().st_size
-    with path.open("rb") as fh:
-        fh.seek(max(0, size - 65536 - 282))  # the largest possible Ogg page
-        tail = fh.read()
-    base = size - len(tail)
-    pos = tail.rfind(b"OggS")
-    while pos >= 0:
-        if pos + 27 <= len(tail):
-            nseg = tail[pos + 26]
-            body = sum(tail[pos + 27 : pos + 27 + nseg])
-            if base + pos + 27 + nseg + body == size and pos + 27 + nseg <= len(tail):
-                return bool(tail[pos + 5] & 0x04)
-        pos = tail.rfind(b"OggS", 0, pos)
-    return False
-
-
-def probe(
-    path: StrPath, *, max_seconds: float | None = None, timeout: float = PROBE_TIMEOUT
-) -> float:
-    """Fully decode an upload and return its duration; refuse anything that is not whole audio.
-
-    Raises UnsupportedMedia for an empty, unknown, corrupt, truncated or silent-by-absence
-    file, and ValidationError (code "too_long") past `max_seconds`.
-    """
-    path = Path(path)
-    with path.open("rb") as fh:
-        head = fh.read(64)
-    if not head:
-        raise UnsupportedMedia("the file is empty")
-    mime = sniff(head)
-    if mime is None:
-        raise UnsupportedMedia("not an audio container we accept (webm, ogg, wav, mp3, m4a, flac)")
-    demuxer = _DEMUXERS[mime]
-    declared = _declared_seconds(path, demuxer, timeout)
-    if max_seconds is not None and declared is not None:
-        _check_length(declared, max_seconds)
-    limit = None if max_seconds is None else max_seconds + 1.0
-    decoded = _decode(path, demuxer, strict=True, limit=limit, timeout=timeout)
-    if decoded <= 0.0:
-        raise UnsupportedMedia("the file contains no audio")
-    if max_seconds is not None:
-        _check_length(decoded, max_seconds)
-    if declared is not None and decoded < declared - _tolerance(declared):
-        raise UnsupportedMedia(
-            f"truncated audio: {decoded:.2f}s decode of {declared:.2f}s the file declares"
-        )
-    if mime == "audio/ogg" and not _ogg_complete(path):
-        raise UnsupportedMedia("truncated audio: the Ogg stream does not end with its last page")
-    log.debug("probe %s: %s, %.2fs (declared %s)", path.name, mime, decoded, declared)
-    # AAC decodes its encoder priming, MP3 declares its padding: the smaller is the audio.
-    return decoded if declared is None else min(decoded, declared)
-
-
-def _tolerance(declared: float) -> float:
-    return TRUNCATION_TOLERANCE + 0.005 * declared
-
-
-def _check_length(seconds: float, max_seconds: float) -> None:
-    if seconds > max_seconds + 0.05:
-        raise ValidationError(
-            f"audio is {seconds:.1f}s long; the limit is {max_seconds:.0f}s", code="too_long"
-        )
+# --- measure --------------------------------------------------------------------------------
 
 
 def duration(path: StrPath, *, timeout: float = PROBE_TIMEOUT) -> float:
@@ -278,8 +131,20 @@ def duration(path: StrPath, *, timeout: float = PROBE_TIMEOUT) -> float:
     try:
         seconds = float(text)
     except ValueError:
-        return _decode(path, None, strict=False, limit=None, timeout=timeout)
+        return _decode(path, timeout=timeout)
     return max(0.0, seconds - _opus_pre_skip(path))
+
+
+def _decode(path: Path, *, timeout: float) -> float:
+    """Decode the first audio stream to nowhere; the seconds decoded (a failed run is permanent)."""
+    cmd = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-i", str(path)]
+    cmd += ["-map", "0:a:0", "-vn", "-sn", "-dn", "-f", "null", "-progress", "pipe:1"]
+    cmd += ["-nostats", "-"]
+    proc = _run(cmd, timeout=timeout, what="decode audio")
+    if proc.returncode != 0:
+        raise PermanentError(f"could not decode audio: {_first_error(proc.stderr, path)}")
+    times = re.findall(rb"^out_time_us=(\d+)\s*$", proc.stdout, re.MULTILINE)
+    return int(times[-1]) / 1e6 if times else 0.0
 
 
 def _opus_pre_skip(path: Path) -> float:

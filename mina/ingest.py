@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from mina import audio, events
+from mina import events, probe
 from mina.db import session_scope, utcnow
 from mina.dispatch import Dispatcher
 from mina.errors import (
@@ -96,10 +96,10 @@ def validate(stream: BinaryIO, workdir: Path, settings: Settings) -> Upload:
 def inspect(path: Path, size: int, sha: str, settings: Settings) -> Upload:
     """Container by magic bytes, then a real decode probe of the whole file."""
     with path.open("rb") as fh:
-        mime = audio.sniff(fh.read(64))
+        mime = probe.sniff(fh.read(64))
     if mime is None:
         raise UnsupportedMedia("not an audio container we accept (webm, ogg, wav, mp3, m4a, flac)")
-    duration = audio.probe(path, max_seconds=settings.max_chunk_seconds)
+    duration = probe.probe(path, max_seconds=settings.max_chunk_seconds)
     return Upload(path, size, sha, mime, duration)
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from mina import audio, conversations, ingest, results
+from mina import audio, conversations, ingest, probe, results
 from mina.db import session_scope
 from mina.errors import MinaError, UnsupportedMedia
 from mina.models import FAILED, PARTIAL, READY, TASK_NAMES, TRANSCRIPTION_FAILED
@@ -54,9 +54,9 @@ def check_file(path: Path) -> float:
     if path.stat().st_size == 0:
         raise UnsupportedMedia(f"{path}: the file is empty")
     with path.open("rb") as fh:
-        if audio.sniff(fh.read(64)) is None:
+        if probe.sniff(fh.read(64)) is None:
             raise UnsupportedMedia(f"{path}: not an audio file (wav, mp3, m4a, ogg, webm, flac)")
-    return audio.probe(path)
+    return probe.probe(path)
 
 
 def expected_chunks(seconds: float, chunk_seconds: float) -> int:

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from mina import audio
+from mina import audio, probe
 from mina.db import session_scope
 from mina.dispatch import NullDispatcher
 from mina.errors import Conflict, PermanentError, TransientError
@@ -494,7 +494,7 @@ def test_merge_of_a_ten_minute_conversation(
     assert conversation(cid).duration == pytest.approx(merged["duration"], abs=0.01)
     storage = app.extensions["mina"].storage
     path = storage.local_path(merged["key"])
-    assert path is not None and audio.sniff(path.read_bytes()[:64]) == "audio/ogg"
+    assert path is not None and probe.sniff(path.read_bytes()[:64]) == "audio/ogg"
     assert abs(audio.duration(path) - 600.0) <= 0.5
     assert path.stat().st_size < 600 * 32_000 / 8 * 1.2  # compressed (32 kb/s Opus)
     assert all(storage.exists(k) for k in keys)  # originals kept

@@ -1,4 +1,7 @@
-"""mina.audio against real files made by ffmpeg and espeak-ng (no mocks)."""
+"""mina.audio against real files made by ffmpeg and espeak-ng (no mocks).
+
+Sniffing and the upload probe are mina.probe, tested in test_probe.py.
+"""
 
 from __future__ import annotations
 
@@ -13,18 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mina import audio
-from mina.errors import PermanentError, UnsupportedMedia, ValidationError
-
-EXPECTED_MIME = {
-    "wav": "audio/wav",
-    "ogg": "audio/ogg",
-    "webm": "audio/webm",
-    "mp3": "audio/mpeg",
-    "m4a": "audio/mp4",
-    "flac": "audio/flac",
-}
-FORMATS = tuple(EXPECTED_MIME)  # the containers the `encoded` fixture makes
+from mina import audio, probe
+from mina.errors import PermanentError
 
 
 def wav_seconds(path: Path) -> float:
@@ -32,115 +25,11 @@ def wav_seconds(path: Path) -> float:
         return w.getnframes() / w.getframerate()
 
 
-def cut(src: Path, dst: Path, fraction: float) -> Path:
-    data = src.read_bytes()
-    dst.write_bytes(data[: int(len(data) * fraction)])
-    return dst
-
-
 def rss_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise AssertionError("no VmRSS in /proc/self/status")
-
-
-# --- sniff ----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("fmt", FORMATS)
-def test_sniff_names_each_container(encoded: dict[str, Path], fmt: str) -> None:
-    head = encoded[fmt].read_bytes()[:64]
-    assert audio.sniff(head) == EXPECTED_MIME[fmt]
-
-
-@pytest.mark.parametrize(
-    "head",
-    [b"", b"hello world, this is text", b"\xff\xf1\x50\x80\x02\x1f\xfc", b'{"a": 1}'],
-    ids=["empty", "text", "adts-aac", "json"],
-)
-def test_sniff_refuses_what_is_not_an_accepted_container(head: bytes) -> None:
-    assert audio.sniff(head) is None
-
-
-def test_sniff_knows_mp3_without_id3_tag() -> None:
-    assert audio.sniff(b"\xff\xfb\x90\x64" + bytes(60)) == "audio/mpeg"
-
-
-# --- probe ----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("fmt", FORMATS)
-def test_probe_accepts_each_container_with_its_duration(
-    encoded: dict[str, Path], meeting_wav: Path, fmt: str
-) -> None:
-    assert audio.probe(encoded[fmt]) == pytest.approx(wav_seconds(meeting_wav), abs=0.1)
-
-
-def test_probe_refuses_text_file_renamed_webm(tmp_path: Path) -> None:
-    fake = tmp_path / "chunk.webm"
-    fake.write_text("this is not audio\n" * 200)
-    with pytest.raises(UnsupportedMedia) as err:
-        audio.probe(fake)
-    assert err.value.status == 415
-    assert "not an audio container" in err.value.message
-
-
-def test_probe_refuses_empty_file(tmp_path: Path) -> None:
-    empty = tmp_path / "chunk.ogg"
-    empty.touch()
-    with pytest.raises(UnsupportedMedia, match="empty"):
-        audio.probe(empty)
-
-
-def test_probe_refuses_wav_without_samples(tmp_path: Path) -> None:
-    silent = tmp_path / "none.wav"
-    with wave.open(str(silent), "wb") as w:
-        w.setparams((1, 2, 16000, 0, "NONE", "not compressed"))
-    with pytest.raises(UnsupportedMedia, match="no audio"):
-        audio.probe(silent)
-
-
-@pytest.mark.parametrize("fraction", [0.3, 0.5, 0.9])
-@pytest.mark.parametrize("fmt", ["webm", "ogg", "wav", "mp3", "m4a", "flac"])
-def test_probe_refuses_truncated_file(
-    encoded: dict[str, Path], tmp_path: Path, fmt: str, fraction: float
-) -> None:
-    truncated = cut(encoded[fmt], tmp_path / f"cut.{fmt}", fraction)
-    with pytest.raises(UnsupportedMedia):
-        audio.probe(truncated)
-
-
-def test_probe_refuses_ogg_cut_exactly_between_pages(
-    encoded: dict[str, Path], tmp_path: Path
-) -> None:
-    data = encoded["ogg"].read_bytes()
-    pages = [i for i in range(len(data)) if data.startswith(b"OggS", i)]
-    boundary = pages[len(pages) // 2]
-    truncated = tmp_path / "pages.ogg"
-    truncated.write_bytes(data[:boundary])
-    with pytest.raises(UnsupportedMedia, match="truncated"):
-        audio.probe(truncated)
-
-
-def test_probe_refuses_mp3_with_garbage_inside(encoded: dict[str, Path], tmp_path: Path) -> None:
-    data = bytearray(encoded["mp3"].read_bytes())
-    middle = len(data) // 2
-    data[middle : middle + 3000] = random.Random(7).randbytes(3000)
-    broken = tmp_path / "garbage.mp3"
-    broken.write_bytes(bytes(data))
-    with pytest.raises(UnsupportedMedia):
-        audio.probe(broken)
-
-
-def test_probe_refuses_audio_longer_than_the_limit(encoded: dict[str, Path]) -> None:
-    with pytest.raises(ValidationError) as err:
-        audio.probe(encoded["webm"], max_seconds=3)
-    assert err.value.code == "too_long"
-
-
-def test_probe_accepts_audio_within_the_limit(encoded: dict[str, Path]) -> None:
-    assert audio.probe(encoded["ogg"], max_seconds=30) > 5
 
 
 # --- normalize, duration, read_pcm ----------------------------------------------------------
@@ -152,7 +41,7 @@ def test_normalize_writes_16k_mono_pcm(encoded: dict[str, Path], tmp_path: Path)
     with wave.open(str(dst), "rb") as w:
         assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (16000, 1, 2)
         assert w.getnframes() / 16000 == pytest.approx(seconds, abs=0.01)
-    assert seconds == pytest.approx(audio.probe(encoded["webm"]), abs=0.05)
+    assert seconds == pytest.approx(probe.probe(encoded["webm"]), abs=0.05)
     assert not list(tmp_path.glob(".*.part"))
 
 
@@ -201,7 +90,7 @@ def test_split_makes_decodable_pieces_that_add_up(
     total = wav_seconds(meeting_wav)
     pieces = audio.split(encoded["mp3"], 2.5, tmp_path / "pieces", ext=ext)
     assert [p.name for p in pieces] == [f"piece-{i:05d}.{ext}" for i in range(3)]
-    lengths = [audio.probe(p) for p in pieces]
+    lengths = [probe.probe(p) for p in pieces]
     assert lengths[0] == pytest.approx(2.5, abs=0.02)
     assert lengths[1] == pytest.approx(2.5, abs=0.02)
     assert lengths[2] < 2.5
@@ -223,11 +112,11 @@ def test_concat_duration_is_the_sum(encoded: dict[str, Path], tmp_path: Path) ->
     gap = tmp_path / "gap.wav"
     audio.silence(1.25, gap)
     parts = [encoded["ogg"], encoded["mp3"], encoded["wav"], gap, encoded["m4a"]]
-    expected = sum(audio.probe(p) for p in parts)
+    expected = sum(probe.probe(p) for p in parts)
     merged = tmp_path / "merged.ogg"
     assert audio.concat(parts, merged) == pytest.approx(expected, abs=0.1)
-    assert audio.probe(merged) == pytest.approx(expected, abs=0.1)
-    assert audio.sniff(merged.read_bytes()[:64]) == "audio/ogg"
+    assert probe.probe(merged) == pytest.approx(expected, abs=0.1)
+    assert probe.sniff(merged.read_bytes()[:64]) == "audio/ogg"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gap.wav", "merged.ogg"]
 
 

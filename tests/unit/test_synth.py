@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mina import audio, synth
+from mina import audio, probe, synth
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "meeting.ogg"
@@ -94,8 +94,8 @@ def test_make_meeting_writes_each_format(tmp_path: Path, fmt: str) -> None:
     lines = [synth.Line("Bob", "Let's ship it."), synth.Line("Alice", "Yes, in March.")]
     out = tmp_path / f"short.{fmt}"
     script = synth.make_meeting(lines, out, gap_seconds=0.3)
-    assert audio.sniff(out.read_bytes()[:64]) is not None
-    assert audio.probe(out) == pytest.approx(script.duration, abs=0.1)
+    assert probe.sniff(out.read_bytes()[:64]) is not None
+    assert probe.probe(out) == pytest.approx(script.duration, abs=0.1)
 
 
 def test_custom_voices_and_missing_voice(tmp_path: Path) -> None:
@@ -112,12 +112,12 @@ def test_main_writes_audio_and_script(tmp_path: Path) -> None:
     synth.main([str(out), "--minutes", "0.3"])
     rows = (tmp_path / "demo.txt").read_text().splitlines()
     assert rows and all("] Alice: " in r or "] Bob: " in r for r in rows)
-    assert audio.probe(out) > 10
+    assert probe.probe(out) > 10
 
 
 def test_shipped_sample_is_what_the_generator_makes() -> None:
     assert SAMPLE.stat().st_size < 300_000
-    assert 70 < audio.probe(SAMPLE) < 85
+    assert 70 < probe.probe(SAMPLE) < 85
     rows = SAMPLE.with_suffix(".txt").read_text().splitlines()
     spoken = [row.split("] ", 1)[1] for row in rows]
     expected = [f"{ln.speaker}: {ln.text}" for ln in synth.default_meeting_lines(1.25)]
