@@ -114,6 +114,11 @@ def check_index(index: int | str | None, settings: Settings) -> int:
 
 
 def _ensure_accepting(conv: Conversation, index: int) -> None:
+    if conv.is_all_chunks_transcribed:  # the barrier passed: a new chunk would be ignored
+        raise Conflict(
+            "the conversation's transcription is complete; no more chunks are accepted",
+            code="finished",
+        )
     if not conv.is_finished:
         return
     if conv.expected_chunks is not None and index < conv.expected_chunks:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import ScalarSelect, exists, func, or_, select, update
 
 from mina import blobs, events
 from mina.db import session_scope, utcnow
@@ -162,12 +162,7 @@ class Repair:
 
     def settle_finished(self) -> int:
         """Run the barrier where it should pass but did not (a lost group callback)."""
-        chunk_count = (
-            select(func.count())
-            .select_from(Chunk)
-            .where(Chunk.conversation_id == Conversation.id)
-            .scalar_subquery()
-        )
+        chunk_count = _chunk_count()
         with session_scope() as session:
             ids = list(
                 session.scalars(
@@ -188,6 +183,55 @@ class Repair:
                 )
             )
         return sum(1 for cid in ids if barrier.settle(cid, self.dispatcher))
+
+    def give_up_missing(self, now: datetime | None = None) -> int:
+        """Go on without announced chunks that never came: a finished conversation still short
+        of `expected_chunks` with no activity for `missing_chunk_grace_seconds` (the
+        participant's upload queue gave up, the device is gone) would otherwise wait forever.
+
+        `expected_chunks` becomes what arrived, the missing indexes go into the conversation's
+        error and a `chunks_missing` event, and the barrier runs; a chunk that comes later is
+        refused with 409 (the transcription is complete).
+        """
+        now = now or utcnow()
+        grace = self.settings.missing_chunk_grace_seconds
+        cutoff = now - timedelta(seconds=grace)
+        with session_scope() as session:
+            convs = session.scalars(
+                select(Conversation)
+                .where(
+                    Conversation.is_finished.is_(True),
+                    Conversation.is_all_chunks_transcribed.is_(False),
+                    Conversation.expected_chunks > _chunk_count(),
+                    Conversation.last_activity_at <= cutoff,
+                )
+                .order_by(Conversation.last_activity_at)
+                .limit(self.batch)
+                .with_for_update(skip_locked=True)
+            ).all()
+            changed: list[str] = []
+            for conv in convs:
+                present = set(
+                    session.scalars(select(Chunk.index).where(Chunk.conversation_id == conv.id))
+                )
+                expected = conv.expected_chunks or 0
+                missing = [i for i in range(expected) if i not in present]
+                shown = ", ".join(str(i) for i in missing[:20]) + (
+                    " …" if len(missing) > 20 else ""
+                )
+                conv.error = (
+                    f"chunk(s) {shown} of {expected} never arrived; went on without them after "
+                    f"{grace:g}s without activity"
+                )
+                conv.expected_chunks = len(present)
+                events.record(
+                    session, conv.id, "chunks_missing", {"missing": missing, "expected": expected}
+                )
+                log.warning("conversation %s: %s", conv.id, conv.error)
+                changed.append(conv.id)
+        for cid in changed:
+            barrier.settle(cid, self.dispatcher)
+        return len(changed)
 
     # --- 4. post-processing -----------------------------------------------------------------
 
@@ -385,6 +429,7 @@ class Repair:
             "relay": self.relay(now),
             "blobs": self.sweep_blobs(now),
             "provider_jobs": self.poll_provider_jobs(now),
+            "missing_chunks": self.give_up_missing(now),
         }
 
     def resume(self) -> dict[str, int]:
@@ -403,6 +448,16 @@ class Repair:
             "barrier": self.settle_finished(),
             "post_processing": self.resume_post_processing(utcnow(), delay=0),
         }
+
+
+def _chunk_count() -> ScalarSelect[int]:
+    """The number of chunks of the conversation in the enclosing query."""
+    return (
+        select(func.count())
+        .select_from(Chunk)
+        .where(Chunk.conversation_id == Conversation.id)
+        .scalar_subquery()
+    )
 
 
 def _chunk(chunk: Chunk) -> tuple[str, int]:

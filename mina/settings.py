@@ -166,6 +166,11 @@ class Settings(BaseSettings):
     idle_finish_seconds: float = Field(
         300.0, description="a conversation idle this long is finished"
     )
+    missing_chunk_grace_seconds: float = Field(
+        900.0,
+        description="a finished conversation still missing announced chunks this long after its "
+        "last activity goes on without them (listed in its error)",
+    )
     lease_seconds: float = Field(
         600.0, description="a processing chunk's lease; expired leases are dispatched again"
     )

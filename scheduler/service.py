@@ -60,6 +60,7 @@ def jobs(repair: Repair, settings: Settings) -> list[Job]:
         Job("relay", repair.relay, every),
         Job("blobs", repair.sweep_blobs, settings.blob_sweep_interval_seconds),
         Job("provider_jobs", repair.poll_provider_jobs, every),
+        Job("missing_chunks", repair.give_up_missing, every),
     ]
 
 

@@ -175,6 +175,53 @@ def test_lost_barrier_and_lost_reveal_callback_still_end_revealed(
 
 
 @pytest.mark.embedded
+def test_announced_chunks_that_never_come_are_given_up_after_the_grace(
+    client: Any, workers: Any, env: Any, speech: Meeting
+) -> None:
+    env(**SIM, missing_chunk_grace_seconds=900)
+    workers(threads=2)
+    cid, auth = create(client)
+    upload(client, cid, auth, 0, speech.chunks[0])
+    upload(client, cid, auth, 2, speech.chunks[2])
+    r = client.post(f"/api/conversations/{cid}/finish", json={"expected_chunks": 4}, headers=auth)
+    assert r.status_code == 202, r.get_json()
+    wait_for(lambda: status(client, cid, auth)["chunks"].get("transcribed") == 2, timeout=60)
+    # Chunks 1 and 3 never come: without the policy the barrier would wait forever.
+    assert status(client, cid, auth)["is_all_chunks_transcribed"] is False
+    with session_scope() as s:
+        conv = s.get(Conversation, cid)
+        assert conv is not None
+        last = conv.last_activity_at
+    jobs = repair()
+
+    assert jobs.give_up_missing(now=last + timedelta(seconds=899)) == 0
+    assert status(client, cid, auth)["expected_chunks"] == 4
+    assert jobs.give_up_missing(now=last + timedelta(seconds=900)) == 1
+    view = status(client, cid, auth)
+    assert view["is_all_chunks_transcribed"] is True and view["status"] == "transcribed"
+    assert view["expected_chunks"] == 2
+    with session_scope() as s:
+        conv = s.get(Conversation, cid)
+        assert conv is not None and conv.error is not None
+        assert conv.error.startswith("chunk(s) 1, 3 of 4 never arrived")
+    missing = [e for e in events_of(cid) if e.type == "chunks_missing"]
+    assert len(missing) == 1 and missing[0].payload == {"missing": [1, 3], "expected": 4}
+    assert jobs.give_up_missing(now=last + timedelta(hours=1)) == 0  # once
+    # A chunk that comes after the transcription completed is refused, not silently ignored.
+    with speech.chunks[1].open("rb") as fh:
+        late = client.post(
+            f"/api/conversations/{cid}/chunks",
+            data={"index": "1", "file": (fh, speech.chunks[1].name)},
+            headers=auth,
+            content_type="multipart/form-data",
+        )
+    assert late.status_code == 409 and late.get_json()["error"]["code"] == "finished"
+    assert status(client, cid, auth)["chunks"].get("transcribed") == 2
+    wait_for(lambda: status(client, cid, auth)["processing_status"] in ("ready", "partial"))
+    assert types(cid).count("post_transcription_reveal") == 1
+
+
+@pytest.mark.embedded
 def test_reveal_left_undone_by_a_dead_worker_is_done_once(clean_db: str) -> None:
     # The worker of the last task stored its result, then died before revealing; the group's
     # callback died with it. Every task is terminal, the conversation still `running`.
