@@ -20,11 +20,19 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from sqlalchemy import select
 
 from mina import audio, conversations, ingest, probe, results
 from mina.db import session_scope
 from mina.errors import MinaError, UnsupportedMedia
-from mina.models import FAILED, PARTIAL, READY, TASK_NAMES, TRANSCRIPTION_FAILED
+from mina.models import (
+    FAILED,
+    PARTIAL,
+    READY,
+    TASK_NAMES,
+    TRANSCRIPTION_FAILED,
+    Conversation,
+)
 from mina.pipeline import finish as finish_service
 from mina.pipeline.transcribe import Services
 from mina.transcript import FORMATS
@@ -167,31 +175,49 @@ def run(
     return jobs
 
 
-def _wait(jobs: list[Job], progress: Progress, poll: float) -> None:
+def _wait(jobs: list[Job], progress: Progress, poll: float, refresh: float = 0.25) -> None:
+    """Until every job is over: its end is checked every `poll` seconds with one small query,
+    the bars are refreshed every `refresh` seconds (a full status view costs more)."""
     open_jobs = list(jobs)
+    shown = 0.0
     while open_jobs:
+        redraw = time.monotonic() - shown >= refresh
         for job in list(open_jobs):
-            view = snapshot(job.conversation_id)
-            chunks = view["chunks"]
-            done = chunks.get("transcribed", 0) + chunks.get("failed", 0)
-            assert job.bar is not None and job.post_bar is not None
-            progress.update(job.bar, completed=done)
-            tasks = view["tasks"]
-            finished = [n for n, t in tasks.items() if t["status"] in ("done", "failed")]
-            running = [n for n, t in tasks.items() if t["status"] == "running"]
-            label = f"{job.path.name}: post-processing"
-            if running:
-                label += f" ({', '.join(running)})"
-            progress.update(job.post_bar, completed=len(finished), description=label)
-            if view["is_finished"]:
-                progress.update(job.bar, total=view["expected_chunks"] or done)
-            if (
-                job.error is not None
-                or view["status"] == TRANSCRIPTION_FAILED
-                or view["processing_status"] in TERMINAL_PROCESSING
-            ):
+            over = job.error is not None or _is_over(job.conversation_id)
+            if redraw or over:
+                _draw(job, progress)
+            if over:
                 open_jobs.remove(job)
+        if redraw:
+            shown = time.monotonic()
         time.sleep(poll)
+
+
+def _is_over(conversation_id: str) -> bool:
+    with session_scope() as session:
+        status, processing = session.execute(
+            select(Conversation.status, Conversation.processing_status).where(
+                Conversation.id == conversation_id
+            )
+        ).one()
+    return bool(status == TRANSCRIPTION_FAILED or processing in TERMINAL_PROCESSING)
+
+
+def _draw(job: Job, progress: Progress) -> None:
+    view = snapshot(job.conversation_id)
+    chunks = view["chunks"]
+    done = chunks.get("transcribed", 0) + chunks.get("failed", 0)
+    assert job.bar is not None and job.post_bar is not None
+    progress.update(job.bar, completed=done)
+    if view["is_finished"]:
+        progress.update(job.bar, total=view["expected_chunks"] or done)
+    tasks = view["tasks"]
+    finished = [n for n, t in tasks.items() if t["status"] in ("done", "failed")]
+    running = [n for n, t in tasks.items() if t["status"] == "running"]
+    label = f"{job.path.name}: post-processing"
+    if running:
+        label += f" ({', '.join(running)})"
+    progress.update(job.post_bar, completed=len(finished), description=label)
 
 
 def write_outputs(job: Job, out_dir: Path, fmt: str) -> list[Path]:
