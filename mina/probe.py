@@ -10,10 +10,12 @@ Threads: PyAV releases the GIL inside each libav call (`av_read_frame`, `avcodec
 `avcodec_receive_frame`), but it makes those calls once per packet: a 30 s Opus chunk is 1,500
 packets of ~15 us of C each, so the GIL changes hands thousands of times per probe. Measured on
 this 2-core machine (PyAV 18.1, FFmpeg 8, a 30 s Opus chunk at 32 kbit/s, 23 ms alone): 20
-probes one after the other 0.47 s; the same 20 in two threads at once 0.62 s wall and 0.83 s
-CPU. Two probes at once are slower than one after the other (the handoffs cost more than the
-overlap saves), so do not count on threads to probe in parallel; other request threads still
-get the GIL between packets.
+probes one after the other took 0.47 s; the same 20 in two threads at once 0.62 s wall and
+0.83 s CPU. Two probes at once are slower than one after the other, and in the web process it
+compounds: 50 clients uploading back to back got ~9 uploads/s with probes side by side, ~25/s
+with one at a time (bench/ingest.py, saturation; two runs each). So a process-wide lock lets
+one probe decode at a time; a waiting thread sleeps on the lock without the GIL, and other
+requests run beside the one decode.
 
 Logs: FFmpeg reports some damage only as a log line (a recorder's WebM cut short declares no
 duration to compare with; its only sign is "File ended prematurely"). PyAV drops every line by
@@ -58,6 +60,7 @@ _DEMUXERS = {
 _FROM_BITRATE = "Estimating duration from bitrate"
 
 _setup_lock = threading.Lock()
+_decoding = threading.Lock()  # one decode at a time per process (see Threads above)
 _logs_ready = False
 
 
@@ -168,7 +171,7 @@ def probe(
     if mime is None:
         raise UnsupportedMedia("not an audio container we accept (webm, ogg, wav, mp3, m4a, flac)")
     _capture_libav_logs()
-    with av.logging.Capture() as logs:
+    with _decoding, av.logging.Capture() as logs:
         try:
             container = av.open(str(path), format=_DEMUXERS[mime])
         except av.FFmpegError as exc:
