@@ -241,8 +241,12 @@ class Repair:
         return self.fail_overdue_tasks(now) + self.resume_post_processing(now, delay=delay)
 
     def fail_overdue_tasks(self, now: datetime | None = None) -> int:
-        """Fail tasks `running` past their deadline (their worker died or hung)."""
+        """Tasks `running` past their deadline: their worker died or hung in a call no time
+        limit can interrupt. Below `task_max_attempts` runs the task goes back to `pending`
+        (`resume_post_processing` queues it again, the old run can no longer store its result:
+        `finish` is fenced by the attempt number); at the cap it fails."""
         now = now or utcnow()
+        cap = self.settings.task_max_attempts
         with session_scope() as session:
             overdue = session.scalars(
                 select(PostTask)
@@ -252,6 +256,21 @@ class Repair:
                 .with_for_update(skip_locked=True)
             ).all()
             for task in overdue:
+                if task.attempts < cap:
+                    task.status = PENDING
+                    task.error = (
+                        f"attempt {task.attempts} did not finish before its deadline "
+                        "(worker gone?); queued again"
+                    )
+                    log.warning(
+                        "conversation %s: task %s running past its deadline, attempt %d of %d: "
+                        "queued again",
+                        task.conversation_id,
+                        task.name,
+                        task.attempts,
+                        cap,
+                    )
+                    continue
                 fail_stuck(session, task, "timeout: the task did not finish before its deadline")
                 log.warning(
                     "conversation %s: task %s failed: running past its deadline",

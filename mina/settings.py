@@ -104,6 +104,12 @@ class Settings(BaseSettings):
     )
     summary_time_limit_seconds: float = Field(30.0, description="time limit of the summary")
     provider_attempts: int = Field(3, description="tenacity attempts for transient errors")
+    task_max_attempts: int = Field(
+        2,
+        ge=1,
+        description="runs of a post-processing task whose worker vanished (still running past "
+        "its deadline) before the scheduler fails it",
+    )
     reveal_min_success: int = Field(3, description="user-facing tasks needed for a reveal")
     max_speakers: int = Field(6, description="most speakers diarization will find")
 

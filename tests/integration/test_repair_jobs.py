@@ -253,36 +253,51 @@ def test_reveal_left_undone_by_a_dead_worker_is_done_once(clean_db: str) -> None
 
 
 @pytest.mark.skipif(EMBEDDED, reason="SIGKILL needs worker processes")
-def test_task_stuck_in_running_is_failed_and_the_reveal_happens(
+def test_task_of_a_dead_worker_runs_again_then_fails_at_the_cap_and_the_reveal_happens(
     client: Any, workers: Any, env: Any, speech: Meeting
 ) -> None:
-    env(**SIM, sim_task_hang="summary", summary_time_limit_seconds=600)
+    env(**SIM, sim_task_hang="summary", summary_time_limit_seconds=600, task_max_attempts=2)
     w = workers(threads=4)
     cid, auth = create(client)
     for index, path in enumerate(speech.chunks[:2]):
         upload(client, cid, auth, index, path)
     assert client.post(f"/api/conversations/{cid}/finish", json={}, headers=auth).status_code == 202
 
-    def only_summary_left() -> bool:
+    def summary_running(attempt: int) -> bool:
         tasks = status(client, cid, auth)["tasks"]
         rest = [t["status"] for name, t in tasks.items() if name != "summary"]
         return (
             len(rest) == 5
             and set(rest) <= {"done", "failed"}
-            and (tasks["summary"]["status"] == "running")
+            and tasks["summary"]["status"] == "running"
+            and summary_row().attempts == attempt
         )
 
-    wait_for(only_summary_left, timeout=180)
+    def summary_row() -> PostTask:
+        with session_scope() as s:
+            return s.scalars(
+                select(PostTask).where(PostTask.conversation_id == cid, PostTask.name == "summary")
+            ).one()
+
+    wait_for(lambda: summary_running(1), timeout=180)
     w.stop(signal.SIGKILL)  # the worker running summary dies: its row stays `running`
-    with session_scope() as s:
-        row = s.scalars(
-            select(PostTask).where(PostTask.conversation_id == cid, PostTask.name == "summary")
-        ).one()
-        deadline = row.deadline_at
+    deadline = summary_row().deadline_at
     assert deadline is not None
     jobs = repair()
     assert jobs.post_processing(now=deadline - timedelta(seconds=1)) == 0
 
+    # Attempt 1 of 2: back to pending and queued again (its start is older than the delay).
+    later = deadline + timedelta(seconds=get_settings().dispatch_delay_seconds)
+    assert jobs.post_processing(now=later) == 2  # summary back to pending, queued again
+    row = summary_row()
+    assert row.status == "pending" and "attempt 1 did not finish" in (row.error or "")
+    assert status(client, cid, auth)["processing_status"] == "running"  # no reveal yet
+    workers(threads=4)  # a new worker takes it: it hangs again (the simulated hang)
+    wait_for(lambda: summary_running(2), timeout=60)
+
+    # Attempt 2 of 2 past its deadline: failed, and the reveal happens.
+    deadline = summary_row().deadline_at
+    assert deadline is not None
     assert jobs.post_processing(now=deadline + timedelta(seconds=1)) == 2  # failed, revealed
     view = status(client, cid, auth)
     assert view["processing_status"] == "partial"
