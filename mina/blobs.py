@@ -5,6 +5,11 @@ Only the layouts Mina writes are swept; any other key under these prefixes is le
     conversations/{conversation_id}/chunks/{file}   referenced by `chunk.storage_key`
     conversations/{conversation_id}/merged.{ext}    referenced by `conversation.merged_audio_key`
     pieces/{chunk_id}/{file}                         referenced while that chunk is `processing`
+    conversations/{conversation_id}/normalized/{file}
+                                                     referenced until the conversation's
+                                                     post-processing is over (merge reads them;
+                                                     kept only when it never ran: all chunks
+                                                     failed, or merge failed before deleting)
 
 A blob younger than `blob_grace_seconds` is never deleted (an upload whose row is not committed
 yet, a presigned upload not confirmed yet), nor one a row references, however old.
@@ -20,7 +25,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from mina.db import session_scope
-from mina.models import PROCESSING, Chunk, Conversation
+from mina.models import PENDING, PROCESSING, RUNNING, Chunk, Conversation
 from mina.settings import Settings
 from mina.storage import Storage
 
@@ -30,11 +35,12 @@ PREFIXES = ("conversations/", "pieces/")
 _CHUNK = re.compile(r"conversations/([^/]+)/chunks/[^/]+")
 _MERGED = re.compile(r"conversations/([^/]+)/merged\.[A-Za-z0-9]+")
 _PIECE = re.compile(r"pieces/([^/]+)/[^/]+")
+_NORMALIZED = re.compile(r"conversations/([^/]+)/normalized/[^/]+")
 _CHECK_EVERY = 500  # keys per reference query
 
 
 def sweepable(key: str) -> bool:
-    return any(p.fullmatch(key) for p in (_CHUNK, _MERGED, _PIECE))
+    return any(p.fullmatch(key) for p in (_CHUNK, _MERGED, _PIECE, _NORMALIZED))
 
 
 def referenced(keys: Iterable[str]) -> set[str]:
@@ -43,6 +49,7 @@ def referenced(keys: Iterable[str]) -> set[str]:
     chunk_keys = [k for k in keys if _CHUNK.fullmatch(k)]
     merged_keys = [k for k in keys if _MERGED.fullmatch(k)]
     pieces = {k: m.group(1) for k in keys if (m := _PIECE.fullmatch(k))}
+    normalized = {k: m.group(1) for k in keys if (m := _NORMALIZED.fullmatch(k))}
     found: set[str] = set()
     with session_scope() as session:
         if chunk_keys:
@@ -68,6 +75,16 @@ def referenced(keys: Iterable[str]) -> set[str]:
                 )
             )
             found |= {k for k, chunk_id in pieces.items() if chunk_id in busy}
+        if normalized:
+            open_ = set(
+                session.scalars(
+                    select(Conversation.id).where(
+                        Conversation.id.in_(set(normalized.values())),
+                        Conversation.processing_status.in_((PENDING, RUNNING)),
+                    )
+                )
+            )
+            found |= {k for k, cid in normalized.items() if cid in open_}
     return found
 
 

@@ -368,6 +368,12 @@ def test_old_orphan_blobs_are_deleted_referenced_and_young_ones_kept(
         conv, _ = conversations.create(s, "blobs")
         cid = conv.id
         conv.merged_audio_key = f"conversations/{cid}/merged.ogg"
+        # Merge has not run yet: the normalized copies transcription kept are still wanted.
+        waiting, _ = conversations.create(s, "still running")
+        waiting.processing_status = "running"
+        # Every chunk failed: post-processing never ran, nothing will delete its copies.
+        dead, _ = conversations.create(s, "transcription failed")
+        dead.status, dead.processing_status = "transcription_failed", "failed"
         rows = [
             Chunk(
                 conversation_id=cid,
@@ -386,12 +392,14 @@ def test_old_orphan_blobs_are_deleted_referenced_and_young_ones_kept(
     referenced = {r.storage_key for r in rows} | {
         f"conversations/{cid}/merged.ogg",
         f"pieces/{busy}/0000.wav",  # its chunk is still being transcribed
+        f"conversations/{waiting.id}/normalized/000000.wav",
     }
     unknown = {f"conversations/{cid}/notes.txt", "exports/report.json"}  # not our layouts
     orphans = {
         f"conversations/{cid}/chunks/000003-{3:016d}.ogg",  # a row that never committed
         "conversations/gone/chunks/000000-0000000000000000.ogg",  # a deleted conversation
         f"pieces/{failed}/0000.wav",  # left by a chunk that failed
+        f"conversations/{dead.id}/normalized/000001.wav",  # post-processing is over
     }
     for key in referenced | unknown | orphans:
         storage.put(key, io.BytesIO(b"blob"))
@@ -404,7 +412,7 @@ def test_old_orphan_blobs_are_deleted_referenced_and_young_ones_kept(
     assert keys() == referenced | unknown | orphans
     later = utcnow() + timedelta(seconds=3600 + 60)
     assert jobs.sweep_blobs(now=later) == 2  # bounded by the batch size
-    assert jobs.sweep_blobs(now=later) == 1
+    assert jobs.sweep_blobs(now=later) == 2
     assert jobs.sweep_blobs(now=later) == 0
     assert keys() == referenced | unknown
 
