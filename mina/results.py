@@ -43,15 +43,19 @@ def with_speaker_owners(
     """Action items run beside diarization, so "I'll …" has no owner yet: once speakers are
     known, the speaker talking at the item's time owns it (read-time, the stored row stays)."""
     diarized = task_result(session, conversation_id, "diarize")
-    if not diarized or not diarized.get("segments"):
+    if not diarized or not (diarized.get("turns") or diarized.get("segments")):
         return result
-    segments = segments_from_json(diarized["segments"])
+    # Diarization's turns are times in the audio; a transcript segment can hold two speakers
+    # (whisper does not break at every turn), so its label is the fallback.
+    spans = [(float(t["start"]), t["speaker"]) for t in diarized.get("turns") or []]
+    if not spans:
+        spans = [(s.start, s.speaker) for s in segments_from_json(diarized["segments"])]
     items = []
     for item in result.get("items", []):
         at = item.get("source_time")
         if item.get("owner") is None and at is not None:
-            started = [s for s in segments if s.start <= at + 0.05]  # the latest one started
-            speaker = max(started, key=lambda s: s.start).speaker if started else None
+            started = [span for span in spans if span[0] <= at + 0.05]  # the latest one started
+            speaker = max(started, key=lambda span: span[0])[1] if started else None
             if speaker and speaker != "Unknown":
                 item = {**item, "owner": speaker}
         items.append(item)

@@ -27,7 +27,7 @@ import datetime as dt
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mina.insights import dates, lexicon
 from mina.insights import text as textrules
@@ -98,6 +98,8 @@ _AFFIRM = re.compile(
     re.I,
 )
 _HEDGE = re.compile(r"\b(?:maybe|might|probably|perhaps|try to|if)\b", re.I)
+_TERMINATED = re.compile(r"[.!?…][\"')\]]*\s*$")
+_JOIN_GAP = 1.5  # seconds of pause across which an unfinished sentence still goes on
 
 
 @dataclass
@@ -106,14 +108,53 @@ class _Sentence:
     speaker: str | None
     start: float
     index: int
+    #: seconds per character of the segment it starts in, and that segment's end: a position
+    #: in the text maps to a time (whisper's segments carry no word times)
+    rate: float = 0.0
+    end: float = 0.0
+
+    def time_at(self, offset: int) -> float:
+        return round(min(self.end, self.start + offset * self.rate), 2)
 
 
 def _sentences(segments: Sequence[Segment]) -> list[_Sentence]:
+    """The sentences of the transcript. A segment that ends without terminal punctuation goes
+    on in the next one of the same speaker (whisper breaks segments mid-sentence, and a chunk
+    boundary cuts one): "I'll send the report" + "by Friday." is one commitment with its due
+    date. A joined sentence keeps its first segment's start and its last segment's index.
+    A sentence's start is placed by its position in its segment's text."""
     out: list[_Sentence] = []
+    unfinished: _Sentence | None = None
+    previous_end = 0.0
     for i, seg in enumerate(segments):
-        cleaned, _ = clean_text(seg.text)
-        for sentence in textrules.split_sentences(cleaned):
-            out.append(_Sentence(sentence, seg.speaker, seg.start, i))
+        goes_on = (
+            unfinished is not None
+            and seg.speaker == unfinished.speaker
+            and seg.start - previous_end <= _JOIN_GAP
+        )
+        cleaned, _ = clean_text(seg.text, sentence_start=not goes_on)
+        parts = textrules.split_sentences(cleaned)
+        if unfinished is not None and not (goes_on and parts):
+            out.append(unfinished)
+            unfinished = None
+        rate = (seg.end - seg.start) / max(1, len(cleaned))
+        at = 0
+        for k, text in enumerate(parts):
+            at = max(at, cleaned.find(text, at))
+            if unfinished is not None:  # k == 0: the unfinished sentence goes on here
+                sentence = replace(unfinished, text=f"{unfinished.text} {text}", index=i)
+                unfinished = None
+            else:
+                sentence = _Sentence(text, seg.speaker, seg.start + at * rate, i, rate, seg.end)
+            if k == len(parts) - 1 and not _TERMINATED.search(seg.text):
+                # clean_text closed it with a full stop it did not have
+                sentence.text = sentence.text.rstrip(".?!") if text[-1:] in ".?!" else sentence.text
+                unfinished = sentence
+            else:
+                out.append(sentence)
+        previous_end = seg.end
+    if unfinished is not None:
+        out.append(unfinished)
     return out
 
 
@@ -161,7 +202,11 @@ def _match(sentence: _Sentence, segments: Sequence[Segment]) -> tuple[float, Act
         if kind in {"name", "other"} and _responder(segments, sentence):
             confidence += 0.1
         return confidence, ActionItem(
-            text=action, owner=owner, due=None, source_time=sentence.start, confidence=0.0
+            text=action,
+            owner=owner,
+            due=None,
+            source_time=sentence.time_at(m.start()),
+            confidence=0.0,
         )
     return None
 

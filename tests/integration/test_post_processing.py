@@ -651,6 +651,7 @@ def test_local_action_items_include_the_planted_commitments(
     item("search feature")
     assert roadmap["owner"] == "Bob"
     for found, weekday in ((report, 4), (roadmap, 0)):  # by Friday, by next Monday
+        assert found["due"], (found, items)
         due = dt.date.fromisoformat(found["due"])
         assert due >= meeting_day and due.weekday() == weekday
     # "I'll send the report" belongs to whoever said it, once diarization labelled speakers

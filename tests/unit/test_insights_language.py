@@ -239,3 +239,27 @@ def test_unpunctuated_transcript_still_splits_into_sentences() -> None:
     result = summarize([seg(0, 30, text, "S1")])
     assert len(result.key_points) >= 2
     assert any("decided to postpone the cutover" in d for d in result.decisions)
+
+
+def test_a_sentence_split_across_segments_keeps_its_due_date() -> None:
+    # whisper broke the segment mid-sentence (seen on a chunk of the espeak meeting)
+    split = [
+        seg(30.0, 36.9, "Me are the tests ready? Most of them are, I'll send the report"),
+        seg(36.9, 43.1, "by Friday. Bob, can you update the roadmap by next Monday?"),
+    ]
+    items = {i.text: i for i in extract_tasks(split, MONDAY).items}
+    report = items["Send the report by Friday"]
+    assert report.due == "2026-11-27"
+    # placed where "I'll" is in its segment's text, not at the segment's start (another
+    # speaker's question): the owner is whoever speaks then
+    assert report.source_time is not None and 34.0 < report.source_time < 36.0
+    assert items["Update the roadmap by next Monday"].owner == "Bob"
+
+
+def test_finished_sentences_or_another_speaker_are_not_joined() -> None:
+    done = [seg(0, 3, "I'll send the report.", "S1"), seg(3, 5, "By Friday we ship.", "S1")]
+    assert [i.due for i in extract_tasks(done, MONDAY).items] == [None]
+    other = [seg(0, 3, "I'll send the report", "S1"), seg(3, 5, "by Friday, right?", "S2")]
+    assert [i.due for i in extract_tasks(other, MONDAY).items] == [None]
+    late = [seg(0, 3, "I'll send the report", "S1"), seg(9, 11, "by Friday then", "S1")]
+    assert [i.due for i in extract_tasks(late, MONDAY).items] == [None]
