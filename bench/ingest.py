@@ -1,6 +1,6 @@
 """Acknowledgement time of direct chunk uploads and of provider webhooks, against a live server.
 
-Starts the web process as the Procfile does (`gunicorn -w 1 --threads 64 'api:create_app()'`)
+Starts the web process with the Procfile's command (gunicorn, one worker of 64 threads)
 on a throwaway PostgreSQL database and a Redis database (no workers: messages wait in Redis).
 
 The load model is a meeting's: a recorder sends one 30 s chunk every 30 s, and the provider
@@ -43,6 +43,7 @@ import json
 import os
 import random
 import select
+import shlex
 import shutil
 import socket
 import subprocess
@@ -106,9 +107,21 @@ def drop_database(name: str) -> None:
     conn.close()
 
 
+def web_command(port: int) -> list[str]:
+    """The Procfile's `web` command, bound to 127.0.0.1:`port`, with the venv's gunicorn."""
+    line = next(
+        ln.split(":", 1)[1]
+        for ln in (ROOT / "Procfile").read_text().splitlines()
+        if ln.startswith("web:")
+    )
+    cmd = shlex.split(line)
+    cmd[0] = str(ROOT / ".venv" / "bin" / cmd[0])
+    cmd[cmd.index("-b") + 1] = f"127.0.0.1:{port}"
+    return cmd
+
+
 def start_server(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    cmd = [str(ROOT / ".venv" / "bin" / "gunicorn"), "-w", "1", "--threads", "64"]
-    cmd += ["-b", f"127.0.0.1:{port}", "api:create_app()"]
+    cmd = web_command(port)
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -402,7 +415,7 @@ def main() -> None:
     try:
         print(
             f"{n} recorders, one {CHUNK_SECONDS:.0f} s Opus chunk of {len(chunk)} bytes, "
-            f"gunicorn -w 1 --threads 64, cores={os.cpu_count()}, "
+            f"{' '.join(web_command(0)[1:-1])}, cores={os.cpu_count()}, "
             f"load={os.getloadavg()[0]:.2f}",
             flush=True,
         )
