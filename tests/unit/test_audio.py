@@ -97,6 +97,37 @@ def test_split_makes_decodable_pieces_that_add_up(
     assert sum(lengths) == pytest.approx(total, abs=0.2)
 
 
+def test_segment_yields_each_piece_whole_as_it_is_cut(
+    encoded: dict[str, Path], meeting_wav: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "pieces"
+    seen: list[tuple[Path, float]] = []
+    for piece in audio.segment(encoded["ogg"], 2.5, out):
+        # Whole when yielded (the header says its length), while later ones may not exist yet.
+        with wave.open(str(piece), "rb") as w:
+            assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (16000, 1, 2)
+        seen.append((piece, probe.probe(piece)))
+    assert [p.name for p, _ in seen] == [f"piece-{i:05d}.wav" for i in range(len(seen))]
+    assert len(seen) == 3
+    assert all(abs(seconds - 2.5) < 0.05 for _, seconds in seen[:-1])
+    assert sum(seconds for _, seconds in seen) == pytest.approx(wav_seconds(meeting_wav), abs=0.1)
+
+
+def test_segment_of_garbage_is_permanent(tmp_path: Path) -> None:
+    src = tmp_path / "junk.ogg"
+    src.write_bytes(b"OggS" + random.Random(5).randbytes(5000))
+    with pytest.raises(PermanentError, match="could not cut audio"):
+        list(audio.segment(src, 30, tmp_path / "pieces"))
+
+
+def test_normalize_copies_what_is_already_normalized(tmp_path: Path) -> None:
+    src = tmp_path / "src.wav"
+    audio.silence(1.5, src)
+    dst = tmp_path / "dst.wav"
+    assert audio.normalize(src, dst) == pytest.approx(1.5)
+    assert dst.read_bytes() == src.read_bytes()
+
+
 def test_split_again_replaces_stale_pieces(
     encoded: dict[str, Path], meeting_wav: Path, tmp_path: Path
 ) -> None:
