@@ -382,6 +382,12 @@ def main() -> None:
     parser.add_argument("--webhooks", type=int, default=20, help="per client, saturation phase")
     parser.add_argument("--redis-db", type=int, default=14)
     parser.add_argument("--seed", type=int, default=1, help="for the recorders' phases")
+    parser.add_argument(
+        "--upload-check",
+        choices=("request", "worker"),
+        default="request",
+        help="MINA_UPLOAD_DECODE_CHECK of the server: decode in the request, or packets only",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args()
 
@@ -403,6 +409,7 @@ def main() -> None:
         "MINA_STORAGE_URL": str(work / "blobs"),
         "MINA_TRANSCRIBER": "simulated",
         "MINA_WEBHOOK_SECRET": SECRET,
+        "MINA_UPLOAD_DECODE_CHECK": args.upload_check,
         "MINA_DB_POOL_SIZE": "20",
         "MINA_DB_MAX_OVERFLOW": "50",
     }
@@ -415,7 +422,8 @@ def main() -> None:
     try:
         print(
             f"{n} recorders, one {CHUNK_SECONDS:.0f} s Opus chunk of {len(chunk)} bytes, "
-            f"{' '.join(web_command(0)[1:-1])}, cores={os.cpu_count()}, "
+            f"{' '.join(web_command(0)[1:-1])}, upload check: {args.upload_check}, "
+            f"cores={os.cpu_count()}, "
             f"load={os.getloadavg()[0]:.2f}",
             flush=True,
         )
@@ -506,10 +514,11 @@ def main() -> None:
         probes = Samples()
         for _ in range(10):
             started = time.perf_counter()
-            probe.probe(work / "chunk.ogg", max_seconds=600)
+            probe.probe(work / "chunk.ogg", max_seconds=600, decode=args.upload_check == "request")
             probes.latency.append(time.perf_counter() - started)
         probes.wall = sum(probes.latency)
-        print("the decode probe alone, in this process, one at a time:")
+        what = "decode probe" if args.upload_check == "request" else "container check"
+        print(f"the {what} alone, in this process, one at a time:")
         rows.append(report("probe", "probe", probes))
 
         met = [f"{r['phase']} {r['kind']}" for r in rows if r.get("target_met") is True]

@@ -94,12 +94,17 @@ def validate(stream: BinaryIO, workdir: Path, settings: Settings) -> Upload:
 
 
 def inspect(path: Path, size: int, sha: str, settings: Settings) -> Upload:
-    """Container by magic bytes, then a real decode probe of the whole file."""
+    """Container by magic bytes, then a real decode probe of the whole file (or, with
+    `MINA_UPLOAD_DECODE_CHECK=worker`, of its packets only)."""
     with path.open("rb") as fh:
         mime = probe.sniff(fh.read(64))
     if mime is None:
         raise UnsupportedMedia("not an audio container we accept (webm, ogg, wav, mp3, m4a, flac)")
-    duration = probe.probe(path, max_seconds=settings.max_chunk_seconds)
+    duration = probe.probe(
+        path,
+        max_seconds=settings.max_chunk_seconds,
+        decode=settings.upload_decode_check == "request",
+    )
     return Upload(path, size, sha, mime, duration)
 
 

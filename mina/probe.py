@@ -123,10 +123,15 @@ def _decode(
     max_seconds: float | None,
     deadline: float,
     timeout: float,
+    decode: bool = True,
 ) -> float:
-    """Decode `stream` to nowhere; the seconds decoded. Refuses at the first sign of damage."""
+    """Decode `stream` to nowhere; the seconds decoded. Refuses at the first sign of damage.
+
+    With `decode` off only the container is read (every packet demuxed, flags, timestamps and
+    the demuxer's errors checked) and the seconds are the packets' own durations."""
     seconds, seen = 0.0, len(logs)
     last_dts: int | None = None
+    base = float(stream.time_base) if stream.time_base is not None else 0.0
     for packet in container.demux(stream):
         if packet.is_corrupt:
             raise _corrupt(f"corrupt packet at {seconds:.2f}s")
@@ -134,14 +139,18 @@ def _decode(
             if last_dts is not None and packet.dts < last_dts:
                 raise _corrupt(f"timestamps go backwards at {seconds:.2f}s")
             last_dts = packet.dts
-        try:
-            frames = packet.decode()
-        except av.FFmpegError as exc:
-            raise _corrupt(_first_error(logs[seen:]) or exc.strerror or str(exc)) from None
-        for frame in frames:
-            if frame.is_corrupt:
-                raise _corrupt(f"corrupt frame at {seconds:.2f}s")
-            seconds += frame.samples / frame.sample_rate
+        if not decode:
+            if packet.size:
+                seconds = max(seconds, _packet_end(packet, base))
+        else:
+            try:
+                frames = packet.decode()
+            except av.FFmpegError as exc:
+                raise _corrupt(_first_error(logs[seen:]) or exc.strerror or str(exc)) from None
+            for frame in frames:
+                if frame.is_corrupt:
+                    raise _corrupt(f"corrupt frame at {seconds:.2f}s")
+                seconds += frame.samples / frame.sample_rate
         if len(logs) > seen:  # only the lines this packet added
             if (error := _first_error(logs[seen:])) is not None:
                 raise _corrupt(error)
@@ -153,13 +162,27 @@ def _decode(
     return seconds
 
 
+def _packet_end(packet: av.packet.Packet, time_base: float) -> float:
+    """Where a packet's audio ends, in seconds from the stream's start (its pts + duration)."""
+    pts = packet.pts if packet.pts is not None else packet.dts
+    if pts is None:
+        return 0.0
+    return (pts + (packet.duration or 0)) * time_base
+
+
 def probe(
-    path: StrPath, *, max_seconds: float | None = None, timeout: float = PROBE_TIMEOUT
+    path: StrPath,
+    *,
+    max_seconds: float | None = None,
+    timeout: float = PROBE_TIMEOUT,
+    decode: bool = True,
 ) -> float:
     """Fully decode an upload and return its duration; refuse anything that is not whole audio.
 
     Raises UnsupportedMedia for an empty, unknown, corrupt, truncated or silent-by-absence
-    file, and ValidationError (code "too_long") past `max_seconds`.
+    file, and ValidationError (code "too_long") past `max_seconds`. With `decode` off the
+    checks stop at the container (`MINA_UPLOAD_DECODE_CHECK=worker`): the packets are read,
+    not decoded, so damage inside a packet passes here and is met by the worker's decode.
     """
     path = Path(path)
     deadline = time.monotonic() + timeout
@@ -188,7 +211,13 @@ def probe(
             if max_seconds is not None and declared is not None:
                 _check_length(declared, max_seconds)
             decoded = _decode(
-                container, stream, logs, max_seconds=max_seconds, deadline=deadline, timeout=timeout
+                container,
+                stream,
+                logs,
+                max_seconds=max_seconds,
+                deadline=deadline,
+                timeout=timeout,
+                decode=decode,
             )
     if decoded <= 0.0:
         raise UnsupportedMedia("the file contains no audio")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import random
+import struct
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ from sqlalchemy import func, select
 
 from mina.db import session_scope
 from mina.models import Chunk
-from tests.fixtures.stack import OPERATOR, bearer
+from tests.fixtures.stack import OPERATOR, bearer, wait_for
 
 pytestmark = pytest.mark.embedded
 
@@ -125,6 +127,72 @@ def test_bad_uploads_leave_no_row_and_no_blob(
     payload = ogg if data is None else ogg[: len(ogg) // 2] if data == "truncated" else data
     assert_error(post_chunk(client, cid, auth, index, payload, name), status, code)
     assert rows(cid) == 0 and blobs(app, cid) == []
+
+
+def mp3_in_wav_with_noise() -> bytes:
+    """A WAV whose container is whole but whose MPEG audio is noise: reading the packets
+    finds nothing wrong, decoding them fails ("Header missing")."""
+    data = random.Random(7).randbytes(64_000)
+    fmt = struct.pack("<HHIIHH", 0x55, 1, 16_000, 4_000, 1, 0)
+    body = b"WAVEfmt " + struct.pack("<I", len(fmt)) + fmt + b"data"
+    body += struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def app_with(env: Any, **settings: Any) -> Any:
+    from api import create_app
+    from mina.settings import get_settings
+
+    env(**settings)
+    return create_app(get_settings()).test_client()
+
+
+@pytest.mark.parametrize("check", ["request", "worker"])
+def test_container_damage_is_415_in_both_upload_checks(
+    app: Any, env: Any, ogg: bytes, check: str
+) -> None:
+    client = app_with(env, upload_decode_check=check)
+    cid, auth = create(client)
+    cut = post_chunk(client, cid, auth, 0, ogg[: len(ogg) // 2], "cut.ogg")
+    assert_error(cut, 415, "unsupported_media")
+    text = post_chunk(client, cid, auth, 0, b"hello, this is a text file\n" * 20, "notes.webm")
+    assert_error(text, 415, "unsupported_media")
+    assert rows(cid) == 0 and blobs(app, cid) == []
+
+
+def test_damaged_audio_is_415_when_the_request_decodes_it(app: Any, env: Any) -> None:
+    client = app_with(env, upload_decode_check="request")  # the default (DESIGN 3.1)
+    cid, auth = create(client)
+    r = post_chunk(client, cid, auth, 0, mp3_in_wav_with_noise(), "c.wav")
+    assert_error(r, 415, "unsupported_media")
+    assert "Header missing" in r.get_json()["error"]["message"]
+    assert rows(cid) == 0 and blobs(app, cid) == []
+
+
+def test_damaged_audio_fails_its_chunk_visibly_when_the_worker_decodes_it(
+    app: Any, env: Any, workers: Any
+) -> None:
+    client = app_with(
+        env, upload_decode_check="worker", transcriber="simulated", sim_latency_seconds=0
+    )
+    workers(threads=2)
+    cid, auth = create(client)
+    r = post_chunk(client, cid, auth, 0, mp3_in_wav_with_noise(), "c.wav")
+    assert r.status_code == 202, r.get_json()  # acknowledged on its container alone
+    chunk_id = r.get_json()["id"]
+
+    def failed() -> dict[str, Any] | None:
+        view = client.get(f"/api/conversations/{cid}", headers=auth).get_json()
+        return view if view["chunks"].get("failed") == 1 else None
+
+    view = wait_for(failed, timeout=60)
+    (error,) = view["failed_chunks"]
+    assert error["index"] == 0 and error["error_kind"] == "permanent"
+    assert "Header missing" in error["error"]
+    with session_scope() as s:
+        row = s.get(Chunk, chunk_id)
+        assert row is not None and row.status == "failed"
+    assert len(blobs(app, cid)) == 1  # the original is kept for the operator
 
 
 def test_too_large_is_413_and_stores_nothing(client: Any, app: Any, env: Any, ogg: bytes) -> None:

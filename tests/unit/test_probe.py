@@ -85,6 +85,25 @@ def test_probe_accepts_each_container_with_its_duration(
     assert probe.probe(encoded[fmt]) == pytest.approx(wav_seconds(meeting_wav), abs=0.1)
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_container_check_alone_gives_the_same_duration(
+    encoded: dict[str, Path], meeting_wav: Path, fmt: str
+) -> None:
+    # MINA_UPLOAD_DECODE_CHECK=worker: packets read, not decoded
+    seconds = probe.probe(encoded[fmt], decode=False)
+    assert seconds == pytest.approx(wav_seconds(meeting_wav), abs=0.1)
+
+
+@pytest.mark.parametrize("fraction", [0.3, 0.5, 0.9])
+@pytest.mark.parametrize("fmt", ["webm", "ogg", "wav", "mp3", "m4a", "flac"])
+def test_container_check_alone_refuses_truncated_files(
+    encoded: dict[str, Path], tmp_path: Path, fmt: str, fraction: float
+) -> None:
+    truncated = cut(encoded[fmt], tmp_path / f"cut.{fmt}", fraction)
+    with pytest.raises(UnsupportedMedia):
+        probe.probe(truncated, decode=False)
+
+
 def test_probe_refuses_text_file_renamed_webm(tmp_path: Path) -> None:
     fake = tmp_path / "chunk.webm"
     fake.write_text("this is not audio\n" * 200)
