@@ -95,11 +95,16 @@ def submit(job: Job, svc: Services, workdir: Path) -> None:
 
 
 def _submit_safely(job: Job, svc: Services, workdir: Path) -> None:
+    """The cutting thread's boundary: whatever stops it is the job's error, so the wait for
+    this job ends instead of waiting for a finish that will never come."""
     try:
         submit(job, svc, workdir)
     except MinaError as exc:
         job.error = exc.message
         log.error("%s: %s", job.path.name, exc.message)
+    except Exception as exc:  # a thread boundary: recorded, shown, exit 2
+        job.error = f"internal error while cutting: {type(exc).__name__}: {exc}"
+        log.exception("%s: cutting failed", job.path.name)
 
 
 def snapshot(conversation_id: str) -> dict[str, Any]:
