@@ -94,16 +94,6 @@ def test_container_check_alone_gives_the_same_duration(
     assert seconds == pytest.approx(wav_seconds(meeting_wav), abs=0.1)
 
 
-@pytest.mark.parametrize("fraction", [0.3, 0.5, 0.9])
-@pytest.mark.parametrize("fmt", ["webm", "ogg", "wav", "mp3", "m4a", "flac"])
-def test_container_check_alone_refuses_truncated_files(
-    encoded: dict[str, Path], tmp_path: Path, fmt: str, fraction: float
-) -> None:
-    truncated = cut(encoded[fmt], tmp_path / f"cut.{fmt}", fraction)
-    with pytest.raises(UnsupportedMedia):
-        probe.probe(truncated, decode=False)
-
-
 def test_probe_refuses_text_file_renamed_webm(tmp_path: Path) -> None:
     fake = tmp_path / "chunk.webm"
     fake.write_text("this is not audio\n" * 200)
@@ -128,14 +118,15 @@ def test_probe_refuses_wav_without_samples(tmp_path: Path) -> None:
         probe.probe(silent)
 
 
+@pytest.mark.parametrize("decode", [True, False], ids=["decoded", "container-only"])
 @pytest.mark.parametrize("fraction", [0.3, 0.5, 0.9])
 @pytest.mark.parametrize("fmt", ["webm", "ogg", "wav", "mp3", "m4a", "flac"])
 def test_probe_refuses_truncated_file(
-    encoded: dict[str, Path], tmp_path: Path, fmt: str, fraction: float
+    encoded: dict[str, Path], tmp_path: Path, fmt: str, fraction: float, decode: bool
 ) -> None:
     truncated = cut(encoded[fmt], tmp_path / f"cut.{fmt}", fraction)
     with pytest.raises(UnsupportedMedia):
-        probe.probe(truncated)
+        probe.probe(truncated, decode=decode)
 
 
 def test_probe_refuses_ogg_cut_exactly_between_pages(
