@@ -268,13 +268,14 @@ def segment(
 
     One ffmpeg child decodes the file once (its segment muxer prints every finished piece on
     stdout). Cuts fall on the resampler's frame boundaries, within a few ms of each mark; each
-    piece's header has its exact length. Pieces are named `piece-00000.wav`, ...
+    piece's header has its exact length. Pieces are named `piece-00000.wav`, ... A packet that
+    does not decode stops the cut (`-xerror`): PermanentError, after the pieces before it.
     """
     if seconds <= 0:
         raise ValueError("seconds must be positive")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cmd = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-y", "-i", str(src)]
+    cmd = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-y", "-xerror", "-i", str(src)]
     cmd += ["-map", "0:a:0", "-vn", *_MONO, "-c:a", "pcm_s16le", "-f", "segment"]
     cmd += ["-segment_time", f"{seconds:.6f}", "-segment_format", "wav"]
     cmd += ["-segment_list", "pipe:1", "-segment_list_type", "flat", str(out / "piece-%05d.wav")]
@@ -354,6 +355,19 @@ def concat(
     seconds = duration(dst)
     log.info("concatenated %d files into %s (%.1fs)", len(paths), dst.name, seconds)
     return seconds
+
+
+def read_normalized(path: StrPath) -> np.ndarray | None:
+    """The float32 samples of a normalized WAV (16 kHz mono s16, what `normalize` writes), read
+    in Python without a child process; None for any other file."""
+    try:
+        with wave.open(str(path), "rb") as w:
+            if (w.getnchannels(), w.getsampwidth(), w.getframerate()) != (1, 2, SAMPLE_RATE):
+                return None
+            frames = w.readframes(w.getnframes())
+    except (wave.Error, EOFError):
+        return None
+    return np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0
 
 
 def read_pcm(

@@ -6,10 +6,12 @@ Only the layouts Mina writes are swept; any other key under these prefixes is le
     conversations/{conversation_id}/merged.{ext}    referenced by `conversation.merged_audio_key`
     pieces/{chunk_id}/{file}                         referenced while that chunk is `processing`
     conversations/{conversation_id}/normalized/{file}
+    conversations/{conversation_id}/features/{file}
                                                      referenced until the conversation's
-                                                     post-processing is over (merge reads them;
-                                                     kept only when it never ran: all chunks
-                                                     failed, or merge failed before deleting)
+                                                     post-processing is over (merge and diarize
+                                                     read them; kept only when those never ran:
+                                                     all chunks failed, or a task failed before
+                                                     deleting)
 
 A blob younger than `blob_grace_seconds` is never deleted (an upload whose row is not committed
 yet, a presigned upload not confirmed yet), nor one a row references, however old.
@@ -35,7 +37,7 @@ PREFIXES = ("conversations/", "pieces/")
 _CHUNK = re.compile(r"conversations/([^/]+)/chunks/[^/]+")
 _MERGED = re.compile(r"conversations/([^/]+)/merged\.[A-Za-z0-9]+")
 _PIECE = re.compile(r"pieces/([^/]+)/[^/]+")
-_NORMALIZED = re.compile(r"conversations/([^/]+)/normalized/[^/]+")
+_NORMALIZED = re.compile(r"conversations/([^/]+)/(?:normalized|features)/[^/]+")
 _CHECK_EVERY = 500  # keys per reference query
 
 

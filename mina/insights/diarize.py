@@ -26,7 +26,6 @@ from collections.abc import Iterator
 import numpy as np
 import numpy.typing as npt
 from scipy.ndimage import binary_closing, binary_opening
-from scipy.signal import resample_poly
 
 from mina.errors import PermanentError
 from mina.insights import clustering
@@ -217,6 +216,9 @@ def diarize_features(
 
 
 def _blocks(signal: npt.ArrayLike, sr: int) -> Iterator[npt.NDArray[np.float32]]:
+    # Imported here: scipy.signal takes ~0.5 s to import and only foreign rates need it.
+    from scipy.signal import resample_poly
+
     data = np.asarray(signal, dtype=np.float32).reshape(-1)
     step = BLOCK_SECONDS * sr
     for i in range(0, data.size, step):

@@ -9,8 +9,9 @@ only the per-frame features are kept (~90 bytes per 10 ms, ~33 MB per hour).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -161,3 +162,82 @@ def features_of(blocks: Iterable[npt.ArrayLike]) -> tuple[Features, int]:
     for block in blocks:
         stream.push(block)
     return stream.finish(), stream.samples
+
+
+def of_samples(samples: npt.ArrayLike) -> Features:
+    """Features of one whole 16 kHz mono signal (a chunk)."""
+    stream = FeatureStream()
+    stream.push(samples)
+    return stream.finish()
+
+
+def save(f: Features, samples: int, path: str | Path) -> None:
+    """Write a chunk's features and its length in samples (an uncompressed .npz)."""
+    with open(path, "wb") as fh:
+        np.savez(
+            fh,
+            energy_db=f.energy_db,
+            mfcc=f.mfcc,
+            f0=f.f0,
+            voicing=f.voicing,
+            samples=np.int64(samples),
+        )
+
+
+def load(path: str | Path) -> tuple[Features, int]:
+    """What `save` wrote; ValueError if it is not that."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            f = Features(
+                data["energy_db"].astype(np.float32),
+                data["mfcc"].astype(np.float32),
+                data["f0"].astype(np.float32),
+                data["voicing"].astype(np.float32),
+            )
+            samples = int(data["samples"])
+    except (KeyError, OSError, EOFError) as exc:
+        raise ValueError(f"not a features file: {exc}") from exc
+    if f.mfcc.shape != (len(f), N_MFCC) or not len(f) == f.f0.size == f.voicing.size:
+        raise ValueError("features file with inconsistent shapes")
+    return f, samples
+
+
+def _fit(f: Features, frames: int) -> Features:
+    """`f` cut or stretched to `frames` frames (the last frame repeated; silence if empty)."""
+    have = len(f)
+    if have >= frames:
+        return Features(f.energy_db[:frames], f.mfcc[:frames], f.f0[:frames], f.voicing[:frames])
+    if have == 0:
+        f = Features(
+            np.full(1, -100.0, dtype=np.float32),
+            np.zeros((1, N_MFCC), dtype=np.float32),
+            np.zeros(1, dtype=np.float32),
+            np.zeros(1, dtype=np.float32),
+        )
+    extra = frames - have
+    return Features(
+        np.concatenate([f.energy_db[:have], np.repeat(f.energy_db[-1:], extra)]),
+        np.concatenate([f.mfcc[:have], np.repeat(f.mfcc[-1:], extra, axis=0)]),
+        np.concatenate([f.f0[:have], np.repeat(f.f0[-1:], extra)]),
+        np.concatenate([f.voicing[:have], np.repeat(f.voicing[-1:], extra)]),
+    )
+
+
+def assemble(parts: Sequence[tuple[Features, int]]) -> Features:
+    """Per-chunk features (each computed on its chunk alone, with its length in samples) on the
+    frame grid of the chunks joined end to end, as merge joins them.
+
+    Chunk k starts at frame round(S_k / HOP), S_k its first sample in the joined audio, so the
+    grid never drifts however many chunks there are; where two chunks meet, the earlier one is
+    cut or its last frame repeated (at most a frame or two: the frames that straddle the
+    boundary, which a chunk alone cannot see)."""
+    starts: list[int] = []
+    sample = 0
+    for _f, samples in parts:
+        starts.append(round(sample / HOP))
+        sample += samples
+    fitted = []
+    for k, (f, _samples) in enumerate(parts):
+        end = starts[k + 1] if k + 1 < len(parts) else starts[k] + len(f)
+        fitted.append(_fit(f, end - starts[k]))
+    return _concat(fitted)

@@ -19,6 +19,7 @@ from typing import Any
 from mina import audio, metrics, resilience
 from mina.dispatch import Dispatcher
 from mina.errors import MinaError, NotFound, PermanentError, TransientError
+from mina.insights import features
 from mina.pipeline import barrier
 from mina.pipeline import chunks as state
 from mina.providers import jobs
@@ -44,6 +45,27 @@ class Services:
 def normalized_key(conversation_id: str, index: int) -> str:
     """Where the 16 kHz mono WAV of a chunk is kept for merge (derived; originals stay)."""
     return f"conversations/{conversation_id}/normalized/{index:06d}.wav"
+
+
+def features_key(conversation_id: str, index: int) -> str:
+    """Where a chunk's diarization features are kept until diarize has used them (derived)."""
+    return f"conversations/{conversation_id}/features/{index:06d}.npz"
+
+
+def _keep_features(storage: Storage, claim: state.Claim, wav: Path) -> None:
+    """The chunk's diarization features (mina.insights.features), computed here, where chunks
+    are worked on in parallel, so the diarize task only has to cluster (~20 ms per chunk here
+    instead of ~1 s per 10 minutes after the barrier). Best effort: without them diarize
+    decodes the merged audio as before."""
+    samples = audio.read_normalized(wav)
+    if samples is None:
+        return
+    out = wav.with_name("features.npz")
+    try:
+        features.save(features.of_samples(samples), samples.size, out)
+        storage.put_file(features_key(claim.conversation_id, claim.index), out)
+    except (OSError, ValueError, MinaError) as exc:
+        log.warning("chunk %s: diarization features not kept: %s", claim.chunk_id, exc)
 
 
 def _normalized(storage: Storage, claim: state.Claim, workdir: Path) -> tuple[Path, float]:
@@ -75,6 +97,7 @@ def run_chunk(chunk_id: str, svc: Services, *, last_try: bool = False) -> str:
                 _split(claim, wav, svc, limit)
                 return "split"
             result = svc.transcriber.transcribe(wav, svc.settings.language)
+            _keep_features(svc.storage, claim, wav)
     except CircuitOpen as exc:
         # Waiting for the provider is not an attempt: the chunk goes back to the queue with
         # its attempt refunded, and the actor retries it when the circuit may have closed.

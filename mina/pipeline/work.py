@@ -1,7 +1,9 @@
 """What each post-processing task does. `execute` runs one under its row (mina.pipeline.runner).
 
 The chain merge → diarize → analytics runs in order; refinement, tasks and summary need only the
-raw transcript and run beside it.
+raw transcript and run beside it. Diarize clusters the features transcription kept for each
+chunk (computed in parallel, chunk by chunk) and decodes the merged audio only when some chunk
+has none.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +24,12 @@ from mina import audio, results
 from mina.db import session_scope
 from mina.errors import PermanentError, TransientError
 from mina.insights import analytics as analytics_mod
-from mina.insights.diarize import assign_speakers, diarize_file
+from mina.insights import features
+from mina.insights.diarize import assign_speakers, diarize_features, diarize_file
 from mina.insights.schemas import RefinementResult, SummaryResult, TasksResult
 from mina.models import CHUNK_TRANSCRIBED, Chunk, Conversation
 from mina.pipeline import runner
-from mina.pipeline.transcribe import Services, normalized_key
+from mina.pipeline.transcribe import Services, features_key, normalized_key
 from mina.providers.language import get_language
 from mina.settings import Settings
 from mina.transcript import Segment, segments_from_json
@@ -132,26 +135,59 @@ def diarize_task(conversation_id: str, svc: Services) -> dict[str, Any]:
         segments = results.raw_segments(session, conversation_id)
         key = conv.merged_audio_key
         speakers_hint = conv.num_speakers
+        chunks = session.scalars(
+            select(Chunk).where(Chunk.conversation_id == conversation_id).order_by(Chunk.index)
+        ).all()
     if segments and all(s.speaker for s in segments):
         labels = sorted({s.speaker for s in segments if s.speaker})
         return {"source": "provider", "speakers": len(labels), "segments": _dump(segments)}
-    if not key:
-        raise PermanentError("merged audio is not available (merge failed)")
-    with tempfile.TemporaryDirectory(prefix="mina-diarize-") as tmp:
-        path = svc.storage.local_path(key)
-        if path is None:
-            path = Path(tmp) / "merged.ogg"
-            svc.storage.download(key, path)
-        found = diarize_file(
-            str(path), num_speakers=speakers_hint, max_speakers=svc.settings.max_speakers
-        )
+    most = svc.settings.max_speakers
+    kept = _chunk_features(svc, chunks)
+    source = "chunks" if kept is not None else "merged audio"
+    if kept is not None:
+        found = diarize_features(kept, num_speakers=speakers_hint, max_speakers=most)
+    else:
+        if not key:
+            raise PermanentError("merged audio is not available (merge failed)")
+        with tempfile.TemporaryDirectory(prefix="mina-diarize-") as tmp:
+            path = svc.storage.local_path(key)
+            if path is None:
+                path = Path(tmp) / "merged.ogg"
+                svc.storage.download(key, path)
+            found = diarize_file(str(path), num_speakers=speakers_hint, max_speakers=most)
+    for chunk in chunks:  # derived; a later run decodes the merged audio
+        svc.storage.delete(features_key(conversation_id, chunk.index))
     labelled = assign_speakers(segments, found.turns)
     return {
         "source": "diarization",
+        "features": source,  # computed per chunk by transcription, or from the merged audio
         "speakers": found.speakers,
         "turns": [t.model_dump() for t in found.turns],
         "segments": _dump(labelled),
     }
+
+
+def _chunk_features(svc: Services, chunks: Sequence[Chunk]) -> features.Features | None:
+    """The features transcription kept for every chunk, on the merged audio's frame grid; None
+    when a chunk has none (it failed, was split, or a remote provider transcribed it)."""
+    if not chunks or any(c.status != CHUNK_TRANSCRIBED for c in chunks):
+        return None
+    parts = []
+    with tempfile.TemporaryDirectory(prefix="mina-features-") as tmp:
+        for chunk in chunks:
+            key = features_key(chunk.conversation_id, chunk.index)
+            if not svc.storage.exists(key):
+                return None
+            path = svc.storage.local_path(key)
+            if path is None:
+                path = Path(tmp) / f"{chunk.index:06d}.npz"
+                svc.storage.download(key, path)
+            try:
+                parts.append(features.load(path))
+            except ValueError as exc:
+                log.warning("chunk %d: unreadable features (%s), decoding", chunk.index, exc)
+                return None
+    return features.assemble(parts)
 
 
 def analytics_task(conversation_id: str, svc: Services) -> dict[str, Any]:

@@ -10,13 +10,12 @@ import logging
 import os
 import threading
 import time
-import wave
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mina.audio import SAMPLE_RATE
+from mina.audio import read_normalized
 from mina.errors import ConfigurationError, PermanentError
 from mina.providers.transcription import TranscriptionResult
 from mina.settings import Settings
@@ -47,14 +46,8 @@ def _samples(wav_path: Path) -> np.ndarray | str:
     """A normalized WAV's samples as float32, read here: faster-whisper's own decoder (PyAV,
     a resampler, then a full `gc.collect()` per call) held the GIL for ~0.25 s per 30 s chunk,
     stalling every other thread. Anything else goes to faster-whisper as a path."""
-    try:
-        with wave.open(str(wav_path), "rb") as w:
-            if (w.getnchannels(), w.getsampwidth(), w.getframerate()) != (1, 2, SAMPLE_RATE):
-                return str(wav_path)
-            frames = w.readframes(w.getnframes())
-    except (wave.Error, EOFError):
-        return str(wav_path)
-    return np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0
+    samples = read_normalized(wav_path)
+    return str(wav_path) if samples is None else samples
 
 
 class WhisperTranscriber:

@@ -568,6 +568,9 @@ def test_merge_puts_silence_for_a_failed_chunk_and_lists_it(
     assert abs(merged["duration"] - recorded) <= 0.5
     ready = next(e for e in ledger(cid) if e.type == "merge_ready")
     assert ready.payload["result"]["skipped_chunks"] == [0]  # listed where users see it
+    # A chunk without features (it failed): diarize decodes the merged audio instead.
+    diarized = tasks_of(cid)["diarize"].result or {}
+    assert diarized["features"] == "merged audio" and diarized["speakers"] >= 1
 
 
 # --- diarization and action items on real speech ---------------------------------------------
@@ -608,7 +611,7 @@ def speech_accuracy(truth: list[tuple[float, float, str]], turns: list[dict[str,
 
 @pytest.mark.embedded
 def test_diarization_through_the_pipeline_finds_both_voices(
-    client: Any, workers: Any, env: Any, one_minute: Meeting
+    client: Any, workers: Any, env: Any, app: Any, one_minute: Meeting
 ) -> None:
     env(**FAST)
     workers(threads=4)
@@ -618,6 +621,9 @@ def test_diarization_through_the_pipeline_finds_both_voices(
     tasks = tasks_of(cid)
     diarized = tasks["diarize"].result or {}
     assert diarized["source"] == "diarization" and diarized["speakers"] == 2
+    # From the features each chunk's transcription kept, which are gone once used.
+    assert diarized["features"] == "chunks"
+    assert not list(app.extensions["mina"].storage.list(f"conversations/{cid}/features/"))
     accuracy = speech_accuracy(_voiced_script(one_minute), diarized["turns"])
     print(f"diarization through the pipeline: {accuracy:.1%} of speech time right")
     assert accuracy >= 0.9, accuracy

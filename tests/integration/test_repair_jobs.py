@@ -393,6 +393,7 @@ def test_old_orphan_blobs_are_deleted_referenced_and_young_ones_kept(
         f"conversations/{cid}/merged.ogg",
         f"pieces/{busy}/0000.wav",  # its chunk is still being transcribed
         f"conversations/{waiting.id}/normalized/000000.wav",
+        f"conversations/{waiting.id}/features/000000.npz",  # diarize has not run yet
     }
     unknown = {f"conversations/{cid}/notes.txt", "exports/report.json"}  # not our layouts
     orphans = {
@@ -400,6 +401,7 @@ def test_old_orphan_blobs_are_deleted_referenced_and_young_ones_kept(
         "conversations/gone/chunks/000000-0000000000000000.ogg",  # a deleted conversation
         f"pieces/{failed}/0000.wav",  # left by a chunk that failed
         f"conversations/{dead.id}/normalized/000001.wav",  # post-processing is over
+        f"conversations/{dead.id}/features/000001.npz",
     }
     for key in referenced | unknown | orphans:
         storage.put(key, io.BytesIO(b"blob"))
@@ -413,6 +415,7 @@ def test_old_orphan_blobs_are_deleted_referenced_and_young_ones_kept(
     later = utcnow() + timedelta(seconds=3600 + 60)
     assert jobs.sweep_blobs(now=later) == 2  # bounded by the batch size
     assert jobs.sweep_blobs(now=later) == 2
+    assert jobs.sweep_blobs(now=later) == 1
     assert jobs.sweep_blobs(now=later) == 0
     assert keys() == referenced | unknown
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from mina.errors import PermanentError
-from mina.insights.diarize import assign_speakers, diarize, diarize_file
+from mina.insights import features
+from mina.insights.diarize import assign_speakers, diarize, diarize_features, diarize_file
 from mina.insights.schemas import DiarizationResult, SpeakerTurn
 from mina.transcript import Segment
 
@@ -122,6 +123,64 @@ def test_file_is_decoded_in_blocks_with_the_same_answer(two_voices: Meeting) -> 
     result = diarize_file(str(two_voices.path))
     assert result.speakers == 2
     assert accuracy(two_voices, result) >= 0.9
+
+
+def _chunks(signal: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
+    """Consecutive slices of `sizes` samples (the rest in the last one)."""
+    bounds = np.cumsum([0, *sizes])
+    return [signal[a:b] for a, b in itertools.pairwise(bounds)] + [signal[bounds[-1] :]]
+
+
+def test_features_kept_per_chunk_give_the_whole_files_answer(
+    three_voices: Meeting, tmp_path: Path
+) -> None:
+    # Chunks as cut by ffmpeg: lengths a few ms off the mark, not whole hops; each chunk's
+    # features are computed alone and stored, as transcription does.
+    sizes = [5 * SR + 37, 5 * SR - 101, 5 * SR + 159, 5 * SR + 1, 5 * SR - 80] * 3
+    parts = []
+    for n, chunk in enumerate(_chunks(three_voices.signal, sizes)):
+        path = tmp_path / f"{n:06d}.npz"
+        features.save(features.of_samples(chunk), chunk.size, path)
+        parts.append(features.load(path))
+    joined = features.assemble(parts)
+    whole = features.of_samples(three_voices.signal)
+
+    # The same frame grid: the first chunk's frames are the whole file's, and at the end (after
+    # 15 boundaries) the frames still line up best without a shift: no drift (a chunk not
+    # starting on a whole hop is within half a hop of the grid).
+    assert abs(len(joined) - len(whole)) <= 1
+    first = sizes[0] // 160 - 2
+    assert np.allclose(joined.mfcc[:first], whole.mfcc[:first], atol=1e-3)
+    tail = slice(len(whole) - 1200, len(whole) - 5)
+
+    def misfit(lag: int) -> float:
+        shifted = slice(tail.start + lag, tail.stop + lag)
+        return float(np.abs(joined.energy_db[shifted] - whole.energy_db[tail]).mean())
+
+    assert misfit(0) < min(misfit(-1), misfit(1)) and misfit(0) < 1.5  # dB per frame
+
+    result = diarize_features(joined)
+    alone = diarize(three_voices.signal)
+    assert result.speakers == 3
+    assert accuracy(three_voices, result) >= max(0.9, accuracy(three_voices, alone) - 0.02)
+
+
+def test_features_file_that_is_not_one_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "x.npz"
+    bad.write_bytes(b"not numpy")
+    with pytest.raises(ValueError):
+        features.load(bad)
+    np.savez(tmp_path / "other.npz", something=np.zeros(3))
+    with pytest.raises(ValueError):
+        features.load(tmp_path / "other.npz")
+
+
+def test_an_empty_chunk_keeps_the_grid(two_voices: Meeting) -> None:
+    first, rest = two_voices.signal[: 3 * SR], two_voices.signal[3 * SR :]
+    nothing = np.zeros(0, dtype=np.float32)
+    parts = [(features.of_samples(x), x.size) for x in (first, nothing, rest)]
+    joined = features.assemble(parts)
+    assert abs(len(joined) - len(features.of_samples(two_voices.signal))) <= 1
 
 
 def test_three_voices(three_voices: Meeting) -> None:
