@@ -20,6 +20,7 @@ docs/realtime.md §5.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,6 +41,7 @@ __all__ = [
     "replay",
     "replay_lookback",
     "room",
+    "watch",
 ]
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,24 @@ _LOCKS = "mina_event_locks"
 
 #: This process's relay; each process sets its emitter (`mina.realtime`).
 relay = Relay()
+
+Listener = Callable[[Sequence[Message]], None]
+#: In-process observers of committed events (e.g. `mina process`'s progress bars): called in
+#: the committing thread after the relay got the messages, so they must be quick.
+_listeners: list[Listener] = []
+
+
+def watch(listener: Listener) -> Callable[[], None]:
+    """Call `listener` with the messages of every transaction of this process that commits
+    events, until the returned function is called. A listener that raises is logged, never
+    the committing caller's problem."""
+    _listeners.append(listener)
+
+    def stop() -> None:
+        if listener in _listeners:
+            _listeners.remove(listener)
+
+    return stop
 
 
 def record(
@@ -137,6 +157,11 @@ def _publish_after_commit(committed: Session) -> None:
     messages = committed.info.pop(_MESSAGES, None)
     if messages:
         relay.publish(messages)
+        for listener in list(_listeners):
+            try:
+                listener(messages)
+            except Exception:  # an observer's bug must not fail a committed transaction
+                log.exception("event listener %r failed", listener)
 
 
 def emit_unemitted(session: Session, older_than: datetime, limit: int = 500) -> int:

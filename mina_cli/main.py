@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import click
@@ -153,23 +155,38 @@ def process(
     fmt: str,
 ) -> None:
     """Transcribe and analyse recordings with the embedded pipeline."""
-    from mina_cli import process as proc
-    from mina_cli.render import render
-    from mina_cli.runtime import embedded_runtime
+    from mina_cli import warm
 
     console = Console(stderr=True)
     if language:
         os.environ["MINA_LANGUAGE"] = language
         reset_settings()
     settings = _settings()
+    warm.start(settings)  # the model loads while the rest starts up and the files are cut
+    from mina_cli import cut
+
+    workdir = Path(tempfile.mkdtemp(prefix="mina-process-"))
     try:
-        durations = [proc.check_file(path) for path in files]
-    except MinaError as exc:
-        raise click.ClickException(exc.message) from exc
-    with embedded_runtime(settings, console) as svc:
-        jobs = proc.run(
-            list(files), svc, speakers=speakers, console=console, durations=durations
-        )
+        try:
+            for path in files:
+                cut.check_file(path)
+        except MinaError as exc:
+            raise click.ClickException(exc.message) from exc
+        # ffmpeg cuts (and so decodes, checking every packet) while Python starts the runtime
+        cuts = [
+            cut.Cut(path, settings.chunk_seconds, workdir / str(n)) for n, path in enumerate(files)
+        ]
+        from mina_cli import process as proc
+        from mina_cli.render import render
+        from mina_cli.runtime import embedded_runtime
+
+        with embedded_runtime(settings, console) as svc:
+            try:
+                jobs = proc.run(cuts, svc, speakers=speakers, console=console)
+            except MinaError as exc:
+                raise click.ClickException(exc.message) from exc
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
     for job in jobs:
         if out_dir is not None:
             for written in proc.write_outputs(job, out_dir, fmt):

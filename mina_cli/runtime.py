@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
@@ -16,7 +15,7 @@ from mina.pipeline.transcribe import Services
 from mina.repair import Repair
 from mina.settings import Settings
 from mina.storage import build_storage
-from mina_cli import migrate
+from mina_cli import migrate, warm
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +67,7 @@ def embedded_runtime(settings: Settings, console: Console | None = None) -> Iter
     runtime = Embedded(settings)
     runtime.start()
     svc = services()
-    warm_up = getattr(svc.transcriber, "warm_up", None)
-    if warm_up is not None:  # the local model loads while the first chunk is being cut
-        threading.Thread(target=_warm_up, args=(warm_up,), name="warm-up", daemon=True).start()
+    warm.start(settings)  # the model loads while the first chunk is on its way (if not yet)
     try:
         resumed = Repair(settings, svc.dispatcher, svc.storage).resume()
         if any(resumed.values()) and console is not None:
@@ -78,13 +75,6 @@ def embedded_runtime(settings: Settings, console: Console | None = None) -> Iter
         yield svc
     finally:
         runtime.stop()
-
-
-def _warm_up(load: Callable[[], None]) -> None:
-    try:
-        load()
-    except MinaError as exc:  # the first chunk meets it again and records it
-        log.warning("transcriber warm-up failed: %s", exc.message)
 
 
 def doctor_report(settings: Settings, console: Console) -> bool:

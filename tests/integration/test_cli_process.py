@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -97,6 +98,20 @@ def _corrupt(tmp: Path) -> Path:
     return bad
 
 
+def _damaged(tmp: Path) -> Path:
+    """An MP3 whole in length whose frames in the middle are garbage: only decoding finds it."""
+    good = tmp / "good.mp3"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=duration=40", str(good)], check=True
+    )
+    data = bytearray(good.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 3000] = bytes((i * 131 + 7) % 256 for i in range(3000))
+    bad = tmp / "damaged.mp3"
+    bad.write_bytes(bytes(data))
+    return bad
+
+
 @pytest.mark.parametrize(
     ("case", "message"),
     [
@@ -104,6 +119,7 @@ def _corrupt(tmp: Path) -> Path:
         ("empty", "empty"),
         ("text", "not an audio file"),
         ("corrupt", ""),
+        ("damaged", "could not cut audio"),
     ],
 )
 def test_bad_files_exit_non_zero_with_one_line(case: str, message: str, tmp_path: Path) -> None:
@@ -115,11 +131,18 @@ def test_bad_files_exit_non_zero_with_one_line(case: str, message: str, tmp_path
     elif case == "text":
         path = tmp_path / "notes.mp3"
         path.write_text("hello\n" * 50)
-    else:
+    elif case == "corrupt":
         path = _corrupt(tmp_path)
+    else:
+        path = _damaged(tmp_path)
     out = run_mina(["process", str(path)], tmp_path / "data", timeout=120)
     assert out.returncode != 0
     lines = [ln for ln in out.stderr.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error:"), out.stderr
     assert message in lines[0]
     assert out.stdout == ""
+    # Refused before any work: no conversation was created for it.
+    db = tmp_path / "data" / "mina.db"
+    if db.exists():
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("SELECT count(*) FROM conversation").fetchone() == (0,)

@@ -555,3 +555,32 @@ def test_event_ids_of_a_conversation_are_allocated_in_commit_order(clean_db: str
     thread.join(timeout=30)
     assert second == {"id": second["id"], "after_first_commit": True}
     assert second["id"] > first
+
+
+def test_in_process_watchers_get_committed_events_only(clean_db: str) -> None:
+    """`events.watch` (what `mina process` follows instead of polling): after commit, in order."""
+    from mina import conversations, events
+
+    got: list[dict[str, Any]] = []
+
+    def broken(_messages: Any) -> None:
+        raise RuntimeError("an observer's bug")
+
+    stops = [events.watch(broken), events.watch(got.extend)]
+    try:
+        with session_scope() as s:
+            conv, _ = conversations.create(s, "watched")
+            cid = conv.id
+            assert got == []  # not before the commit
+        assert [m["type"] for m in got] == ["conversation_created"]
+        with pytest.raises(RuntimeError), session_scope() as s:
+            events.record(s, cid, "chunk_received", {"index": 0})
+            raise RuntimeError("rolled back")
+        with session_scope() as s:  # the broken watcher did not stop this commit
+            events.record(s, cid, "chunk_received", {"index": 1})
+    finally:
+        for stop in stops:
+            stop()
+    assert [m["payload"].get("index") for m in got[1:]] == [1]
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).where(Event.conversation_id == cid)) == 2
