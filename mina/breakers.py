@@ -17,11 +17,12 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
-
-import redis
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from mina.errors import TransientError
+
+if TYPE_CHECKING:  # imported where used: the embedded mode has no Redis (~0.1 s of start-up)
+    import redis
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 STATES = (CLOSED, HALF_OPEN, OPEN)
@@ -115,10 +116,14 @@ return 0
 
 @functools.lru_cache(maxsize=8)
 def redis_client(url: str) -> redis.Redis:
+    import redis
+
     return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
 
 
 def _redis_call(fn: Callable[[], T]) -> T:
+    import redis
+
     try:
         return fn()
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:

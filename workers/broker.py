@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 
 import dramatiq
-from dramatiq.brokers.rabbitmq import RabbitmqBroker
-from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import (
     AgeLimit,
@@ -26,7 +24,7 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 from dramatiq.rate_limits.backend import RateLimiterBackend
-from dramatiq.rate_limits.backends import RedisBackend, StubBackend
+from dramatiq.rate_limits.backends.stub import StubBackend
 
 from mina.errors import ConfigurationError
 from mina.settings import Settings, get_settings
@@ -38,7 +36,9 @@ QUEUES = ("cpu", "network")
 
 def rate_limiter_backend(settings: Settings) -> RateLimiterBackend:
     redis_url = settings.resolved_redis_url
-    if redis_url:
+    if redis_url:  # imported here, as the brokers below: the embedded mode never needs them
+        from dramatiq.rate_limits.backends.redis import RedisBackend
+
         return RedisBackend(url=redis_url)
     if settings.broker_url:
         raise ConfigurationError(
@@ -75,8 +75,12 @@ def build_broker(settings: Settings | None = None) -> dramatiq.Broker:
     if not url:
         broker = StubBroker(middleware=mw, fail_fast_default=False)
     elif url.startswith(("redis://", "rediss://")):
+        from dramatiq.brokers.redis import RedisBroker
+
         broker = RedisBroker(url=url, middleware=mw)
     else:
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
         broker = RabbitmqBroker(url=url, middleware=mw)
     for queue in QUEUES:
         broker.declare_queue(queue)

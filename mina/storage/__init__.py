@@ -23,10 +23,21 @@ from mina.storage.base import (
     validate_prefix,
 )
 from mina.storage.local import LocalStorage
-from mina.storage.s3 import S3Storage
 
 if TYPE_CHECKING:
     from mina.settings import Settings
+    from mina.storage.s3 import S3Storage
+
+
+def __getattr__(name: str) -> object:
+    """`S3Storage` on first use: boto3 takes ~0.1 s to import and the embedded mode never needs
+    it."""
+    if name == "S3Storage":
+        from mina.storage.s3 import S3Storage
+
+        return S3Storage
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BLOCK_SIZE",
@@ -50,6 +61,8 @@ def build_storage(settings: Settings) -> Storage:
         parts = urlsplit(url)
         if not parts.netloc:
             raise ConfigurationError(f"MINA_STORAGE_URL {url!r} names no bucket")
+        from mina.storage.s3 import S3Storage
+
         return S3Storage(
             bucket=parts.netloc,
             prefix=parts.path.strip("/"),
