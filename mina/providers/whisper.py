@@ -57,6 +57,10 @@ class WhisperTranscriber:
         self._settings = settings
         self._model: Any = None
         self._lock = threading.Lock()
+        # At most `num_workers` calls inside the model at once: more (a process's other worker
+        # threads) would only interleave their chunks in CTranslate2's queue, all finishing
+        # later, and cost ~10 % more CPU on this machine (bench/embedded.py).
+        self._slots = threading.BoundedSemaphore(max(1, settings.worker_threads))
 
     def model(self) -> Any:
         with self._lock:
@@ -81,8 +85,13 @@ class WhisperTranscriber:
 
     def transcribe(self, wav_path: Path, language: str | None = None) -> TranscriptionResult:
         lang = language or self._settings.language
+        model = self.model()
+        with self._slots:
+            return self._transcribe(model, wav_path, lang)
+
+    def _transcribe(self, model: Any, wav_path: Path, lang: str) -> TranscriptionResult:
         try:
-            pieces, info = self.model().transcribe(
+            pieces, info = model.transcribe(
                 _samples(wav_path),
                 language=lang if lang != "auto" else None,
                 beam_size=self._settings.whisper_beam_size,
