@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 
 from mina import audio, probe
@@ -54,9 +55,16 @@ class Cut:
         self._thread.start()
 
     def _run(self, seconds: float, out_dir: Path) -> None:
+        started = time.monotonic()
         try:
             for piece in audio.segment(self.path, seconds, out_dir):
                 self.pieces.append(piece)
+            log.info(
+                "%s: cut into %d pieces in %.2fs",
+                self.path.name,
+                len(self.pieces),
+                time.monotonic() - started,
+            )
         except MinaError as exc:
             self.error = f"{self.path}: {exc.message}"
         except Exception as exc:  # a thread boundary: recorded, shown, exit 2

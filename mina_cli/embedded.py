@@ -55,6 +55,13 @@ class Embedded:
         log.info("embedded worker started with %d threads", self.worker.worker_threads)
 
     def stop(self, timeout_ms: int = 10_000) -> None:
+        # Consumers told to stop with the worker threads, not after them: each thread notices
+        # within its 100 ms poll, so both sets end in one poll instead of two. Dramatiq keeps
+        # consumers up while workers drain only to send broker heartbeats, which the StubBroker
+        # has none of; a message an in-flight task sends meanwhile stays queued in memory and
+        # its row is resumed from the database at the next start, as after any stop.
+        for consumer in self.worker.consumers.values():
+            consumer.stop()
         self.worker.stop(timeout=timeout_ms)
         if self._lock_file is not None:
             self._lock_file.close()

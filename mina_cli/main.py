@@ -9,6 +9,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import NoReturn
 
 import click
 from rich.console import Console
@@ -199,8 +200,18 @@ def process(
     for job in jobs:
         if job.error is not None:
             console.print(f"[red]Error:[/] {job.path.name}: {job.error}")
-    if any(j.error is not None or j.result["status"] == "transcription_failed" for j in jobs):
-        sys.exit(2)
+    failed = any(j.error is not None or j.result["status"] == "transcription_failed" for j in jobs)
+    _leave(2 if failed else 0)
+
+
+def _leave(code: int) -> NoReturn:
+    """End `mina process` without the interpreter's teardown: every result is committed, the
+    runtime stopped and the output written by now, and unloading the ~2,000 modules a run
+    imports took ~0.3 s of every run (bench/embedded.py)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
 
 
 @main.command()
