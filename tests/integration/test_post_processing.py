@@ -665,3 +665,41 @@ def test_local_action_items_include_the_planted_commitments(
     served = client.get(f"/api/conversations/{cid}/tasks", headers=OPERATOR).get_json()["items"]
     report_served = next(i for i in served if "report" in i["text"].lower())
     assert report_served["owner"] == "S1"
+
+
+@pytest.mark.parametrize("kind", ["local", "s3"])
+def test_diarize_reads_every_chunks_features_from_either_storage(
+    request: pytest.FixtureRequest, kind: str, tmp_path: Path
+) -> None:
+    """What transcription keeps per chunk, fetched back (eight at a time on S3) and joined;
+    one missing chunk means the merged audio is decoded instead (None here)."""
+    from mina.insights import features
+    from mina.pipeline import work
+    from mina.pipeline.transcribe import Services, features_key
+    from mina.providers.transcription import get_transcriber
+    from mina.storage import LocalStorage
+
+    storage = (
+        LocalStorage(tmp_path / "blobs")
+        if kind == "local"
+        else request.getfixturevalue("s3_storage")
+    )
+    rng = np.random.default_rng(7)
+    chunks = [Chunk(conversation_id="c", index=i, status="transcribed") for i in range(12)]
+    signals = [rng.normal(0, 0.1, 16000 * 3 + 37 * i).astype(np.float32) for i in range(12)]
+    for chunk, signal in zip(chunks, signals, strict=True):
+        path = tmp_path / f"{chunk.index}.npz"
+        features.save(features.of_samples(signal), signal.size, path)
+        storage.put_file(features_key("c", chunk.index), path)
+    settings = get_settings()
+    svc = Services(settings, storage, NullDispatcher(), get_transcriber(settings))
+
+    joined = work._chunk_features(svc, chunks)
+    assert joined is not None
+    whole = features.of_samples(np.concatenate(signals))
+    assert abs(len(joined) - len(whole)) <= 1
+    assert np.allclose(joined.mfcc[:290], whole.mfcc[:290], atol=1e-3)  # the first chunk's frames
+
+    storage.delete(features_key("c", 5))
+    assert work._chunk_features(svc, chunks) is None
+    assert work._chunk_features(svc, [*chunks[:5], *chunks[6:]]) is not None  # order kept, 11
