@@ -17,9 +17,9 @@ from mina.errors import MinaError, UnsupportedMedia
 log = logging.getLogger(__name__)
 
 
-def check_file(path: Path) -> float:
-    """Refuse a missing, empty, non-audio, truncated or unreadable file before any work starts;
-    its duration. Only the container is read here (every packet, not decoded: milliseconds);
+def check_file(path: Path) -> None:
+    """Refuse a missing, empty, non-audio, truncated or unreadable file before any work starts.
+    Only the container is read here (every packet, not decoded: milliseconds);
     the packets are decoded by the cut (`Cut`), which every upload waits for."""
     if not path.exists():
         raise UnsupportedMedia(f"{path}: no such file")
@@ -31,7 +31,7 @@ def check_file(path: Path) -> float:
         if probe.sniff(fh.read(64)) is None:
             raise UnsupportedMedia(f"{path}: not an audio file (wav, mp3, m4a, ogg, webm, flac)")
     try:
-        return probe.probe(path, decode=False)
+        probe.probe(path, decode=False)
     except UnsupportedMedia as exc:
         raise UnsupportedMedia(f"{path}: {exc.message}") from exc
 

@@ -46,8 +46,6 @@ TERMINAL_PROCESSING = (READY, PARTIAL, FAILED)
 class Job:
     path: Path
     conversation_id: str = ""
-    chunks: int = 0
-    cut: bool = False  # every chunk was cut and handed to ingest
     bar: TaskID | None = None
     post_bar: TaskID | None = None
     error: str | None = None
@@ -68,9 +66,7 @@ def submit(job: Job, pieces: list[Path], svc: Services) -> None:
                 settings=svc.settings,
             )
         piece.unlink()
-        job.chunks = index + 1
     finish_service.finish(job.conversation_id, len(pieces), svc.dispatcher)
-    job.cut = True
 
 
 def _submit_safely(job: Job, pieces: list[Path], svc: Services) -> None:
@@ -253,9 +249,7 @@ def _is_over(conversation_id: str) -> bool:
 def _draw_seen(job: Job, progress: Progress, watcher: Watcher) -> None:
     assert job.bar is not None and job.post_bar is not None
     cid = job.conversation_id
-    progress.update(job.bar, completed=len(watcher.chunks[cid]))
-    if job.cut:
-        progress.update(job.bar, total=job.chunks)
+    progress.update(job.bar, completed=len(watcher.chunks[cid]))  # its total: the pieces cut
     tasks = watcher.tasks[cid]
     finished = [n for n, state in tasks.items() if state in ("done", "failed")]
     running = [n for n, state in tasks.items() if state == "running"]
