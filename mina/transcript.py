@@ -9,14 +9,32 @@ from typing import Any
 from pydantic import BaseModel
 
 
+class Word(BaseModel):
+    """One word with its own times (Whisper's word timestamps), on the segment's timeline.
+    `text` keeps Whisper's leading space and punctuation; `speaker` is set by diarization."""
+
+    start: float
+    end: float
+    text: str
+    probability: float | None = None
+    speaker: str | None = None
+
+    def shifted(self, offset: float) -> Word:
+        return self.model_copy(
+            update={"start": round(self.start + offset, 3), "end": round(self.end + offset, 3)}
+        )
+
+
 class Segment(BaseModel):
-    """One stretch of speech. Times are seconds from the start of the meeting."""
+    """One stretch of speech. Times are seconds from the start of the meeting. `words`, when
+    the transcriber gives them, are the segment's words with their own times."""
 
     start: float
     end: float
     text: str
     speaker: str | None = None
     chunk_index: int | None = None
+    words: list[Word] | None = None
 
     def shifted(self, offset: float, chunk_index: int | None = None) -> Segment:
         return self.model_copy(
@@ -24,6 +42,7 @@ class Segment(BaseModel):
                 "start": round(self.start + offset, 3),
                 "end": round(self.end + offset, 3),
                 "chunk_index": self.chunk_index if chunk_index is None else chunk_index,
+                "words": None if self.words is None else [w.shifted(offset) for w in self.words],
             }
         )
 
