@@ -67,6 +67,16 @@ os.environ.update(BASE_ENV)
 pytest_plugins = ["tests.fixtures.s3", "tests.fixtures.stack"]
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In the embedded profile, tests marked `services_only` are deselected, never skipped."""
+    if not EMBEDDED:
+        return
+    dropped = [i for i in items if i.get_closest_marker("services_only")]
+    if dropped:
+        items[:] = [i for i in items if not i.get_closest_marker("services_only")]
+        config.hook.pytest_deselected(items=dropped)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     name = os.environ.get("MINA_TEST_DROP_DATABASE")
     if not name:

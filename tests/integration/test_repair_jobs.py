@@ -22,7 +22,6 @@ from mina.repair import Repair
 from mina.settings import get_settings
 from mina.storage import LocalStorage, Storage, build_storage
 from scheduler.service import build_repair
-from tests.conftest import EMBEDDED
 from tests.fixtures.audio import Meeting, meeting
 from tests.fixtures.conversations import (
     chunk_row,
@@ -92,7 +91,7 @@ def test_idle_conversation_is_finished_at_the_timeout_and_not_a_second_before(
 # --- 2. dispatch ----------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(EMBEDDED, reason="SIGKILL needs worker processes")
+@pytest.mark.services_only  # SIGKILL needs worker processes
 def test_chunk_of_a_sigkilled_worker_is_transcribed_after_its_lease_expires(
     client: Any, workers: Any, env: Any, speech: Meeting
 ) -> None:
@@ -252,7 +251,7 @@ def test_reveal_left_undone_by_a_dead_worker_is_done_once(clean_db: str) -> None
     assert jobs.post_processing() == 0
 
 
-@pytest.mark.skipif(EMBEDDED, reason="SIGKILL needs worker processes")
+@pytest.mark.services_only  # SIGKILL needs worker processes
 def test_task_of_a_dead_worker_runs_again_then_fails_at_the_cap_and_the_reveal_happens(
     client: Any, workers: Any, env: Any, speech: Meeting
 ) -> None:

@@ -27,7 +27,7 @@ from mina.settings import Settings, get_settings
 from mina.storage import build_storage
 from scheduler.lock import REDIS_KEY, FileLock, PostgresLock, RedisLock, build_lock
 from scheduler.service import run_scheduler, start_background
-from tests.conftest import EMBEDDED, REDIS_URL
+from tests.conftest import REDIS_URL
 from tests.fixtures.audio import Meeting, meeting
 from tests.fixtures.conversations import (
     create,
@@ -49,7 +49,7 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> Meeting:
 # --- leader locks ---------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(EMBEDDED, reason="PostgreSQL and Redis locks")
+@pytest.mark.services_only  # PostgreSQL and Redis locks
 def test_postgres_and_redis_locks_admit_one_holder_and_pass_on(migrated: str) -> None:
     a, b = PostgresLock(migrated), PostgresLock(migrated)
     try:
@@ -126,7 +126,7 @@ def start_scheduler(tmp_path: Path, name: str, port: int) -> tuple[subprocess.Po
     return proc, log
 
 
-@pytest.mark.skipif(EMBEDDED, reason="embedded runs the scheduler inside `mina dev`")
+@pytest.mark.services_only  # embedded runs the scheduler inside `mina dev`
 def test_scheduler_process_once_repairs_and_a_second_run_finds_nothing(
     client: Any, clean_redis: None, env: Any, speech: Meeting
 ) -> None:
@@ -166,7 +166,7 @@ def test_scheduler_process_once_repairs_and_a_second_run_finds_nothing(
     assert messages_for(queued) == 2
 
 
-@pytest.mark.skipif(EMBEDDED, reason="embedded runs the scheduler inside `mina dev`")
+@pytest.mark.services_only  # embedded runs the scheduler inside `mina dev`
 def test_two_schedulers_act_once_and_the_standby_takes_over_when_the_leader_dies(
     client: Any, clean_redis: None, env: Any, speech: Meeting, tmp_path: Path
 ) -> None:
