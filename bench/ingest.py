@@ -385,8 +385,9 @@ def main() -> None:
     parser.add_argument(
         "--upload-check",
         choices=("request", "worker"),
-        default="request",
-        help="MINA_UPLOAD_DECODE_CHECK of the server: decode in the request, or packets only",
+        default="worker",
+        help="MINA_UPLOAD_DECODE_CHECK of the server: packets only (the default), or decode in "
+        "the request",
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args()

@@ -94,8 +94,8 @@ def validate(stream: BinaryIO, workdir: Path, settings: Settings) -> Upload:
 
 
 def inspect(path: Path, size: int, sha: str, settings: Settings) -> Upload:
-    """Container by magic bytes, then a real decode probe of the whole file (or, with
-    `MINA_UPLOAD_DECODE_CHECK=worker`, of its packets only)."""
+    """Container by magic bytes, then its packets (truncation, the demuxer's errors); with
+    `MINA_UPLOAD_DECODE_CHECK=request` (not the default) a decode of the whole file too."""
     with path.open("rb") as fh:
         mime = probe.sniff(fh.read(64))
     if mime is None:

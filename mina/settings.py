@@ -60,10 +60,11 @@ class Settings(BaseSettings):
     max_chunk_seconds: float = Field(600.0, description="longest accepted chunk")
     chunk_seconds: float = Field(30.0, description="slice length used by `mina process`")
     upload_decode_check: Literal["request", "worker"] = Field(
-        "request",
-        description="request: every upload is decoded before its 202 (DESIGN 3.1); worker: the "
-        "request reads the container's packets only and damage inside them fails the chunk in "
-        "the worker, with its error kept (faster acknowledgement)",
+        "worker",
+        description="worker: the request reads the container's packets (a truncated or non-audio "
+        "upload is still 415 while the recorder holds it) and damage inside them fails the chunk "
+        "in the worker, with its error and original kept; request: every upload is also decoded "
+        "before its 202 (slower acknowledgement)",
     )
     max_index: int = Field(100_000, description="largest accepted chunk index")
 
