@@ -40,42 +40,44 @@ def run_dev(settings: Settings) -> None:
             "(use `mina web`, `mina worker` and `mina scheduler` with a broker)"
         )
     from api import create_app
-    from api.extensions import socketio
     from mina_cli.runtime import embedded_runtime
+    from mina_cli.serve import serve
 
     settings = _operator_token(settings)
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)  # colour only on a terminal, never wrapped
     with embedded_runtime(settings, console) as svc:
         app = create_app(settings)
         stop_scheduler = _start_scheduler(settings)
         with session_scope() as session:
             conv, token = conversations.create(session, "mina dev demo")
-        base = settings.base_url
-        console.print(f"[bold]Mina dev[/] on {base}  (data in {settings.data_dir.resolve()})")
-        console.print(f"participant page: {base}/c/{conv.id}?token={token}")
-        console.print(f"dashboard:        {base}/dashboard")
-        console.print(f"operator token:   {settings.operator_token}")
-        console.print("Ctrl-C stops; in-flight work resumes at the next start.")
+        _links(console, settings, f"/c/{conv.id}?token={token}")
 
         def _stop(signum: int, frame: FrameType | None) -> None:
             raise KeyboardInterrupt
 
         signal.signal(signal.SIGTERM, _stop)
         try:
-            socketio.run(
-                app,
-                host=settings.host,
-                port=settings.port,
-                allow_unsafe_werkzeug=True,
-                use_reloader=False,
-                log_output=False,
-            )
+            serve(app, settings.host, settings.port)
         except KeyboardInterrupt:
             console.print("stopping: draining workers…")
         finally:
             stop_scheduler()
     log.info("mina dev stopped (%d worker threads drained)", svc.settings.worker_threads)
     sys.exit(0)
+
+
+def _links(console: Console, settings: Settings, participant_path: str) -> None:
+    """One link per line, unwrapped and with no markup inside it, so copy and paste works."""
+    base = settings.base_url
+    console.print(f"[bold]Mina dev[/] on {base}  (data in {settings.data_dir.resolve()})")
+    for label, value in (
+        ("participant page:", f"{base}{participant_path}"),
+        ("dashboard:", f"{base}/dashboard"),
+        ("operator token:", settings.operator_token or ""),
+    ):
+        console.print(f"{label:<18}", end="")
+        console.print(value, markup=False, highlight=False, overflow="ignore", crop=False)
+    console.print("Ctrl-C stops; in-flight work resumes at the next start.")
 
 
 def _start_scheduler(settings: Settings) -> Callable[[], None]:

@@ -133,3 +133,32 @@ def test_dev_killed_mid_transcription_completes_after_restart(
             assert types.count("transcription_complete") == 1
     finally:
         dev.stop()
+
+
+def test_dev_prints_plain_links_one_per_line_when_its_output_is_a_file(tmp_path: Path) -> None:
+    dev = Dev(tmp_path / "data", free_port())
+    dev.start()
+    try:
+        # A port 200 characters long would wrap at 80 columns; the links are whole lines.
+        deadline = time.monotonic() + 10
+        while "dashboard" not in dev.log() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        out = dev.log()
+        assert "\x1b[" not in out, out  # no colour codes in a file
+        assert "production" not in out and "development server" not in out, out
+        lines = out.splitlines()
+        participant = next(ln for ln in lines if ln.startswith("participant page: "))
+        link = participant.split(": ", 1)[1].strip()
+        assert link.startswith(dev.base + "/c/") and "?token=" in link and " " not in link
+        assert requests.get(link, timeout=10).status_code == 200  # copied as printed, it works
+        dashboard = next(ln for ln in lines if ln.startswith("dashboard"))
+        assert dashboard.split(":", 1)[1].strip() == f"{dev.base}/dashboard"
+        token = next(ln for ln in lines if ln.startswith("operator token"))
+        assert token.split(":", 1)[1].strip() == OPERATOR
+        assert dev.api("GET", "/api/operator/conversations").status_code == 200
+        # Socket.IO is served by the same quiet server.
+        r = requests.get(f"{dev.base}/socket.io/?EIO=4&transport=polling", timeout=10)
+        assert r.status_code == 200 and r.text.startswith("0{"), r.text
+    finally:
+        dev.stop()
+    assert dev.proc is not None and dev.proc.returncode == 0, dev.log()
