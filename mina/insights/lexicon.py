@@ -33,7 +33,9 @@ NON_ACTIONS = _phrases(
     hope | continue | keep going | jump | dive | kick off | focus | call it | pause | stop |
     switch | turn to | skip | take a look | take a step | take a break | do that | do it |
     do this | get back to the | circle back to the | probably | maybe | still | have a |
-    give you | show you | walk you | let you know if | know
+    give you | show you | walk you | let you know if | know | decide | take that | take it |
+    take this | take care of it | do so | do the same | handle it | handle that | check it |
+    look into it | sort it out | work on it | work it | get it | get that
     """
 )
 
@@ -60,5 +62,24 @@ ILL_VERBS = _words(
     send do take check get be have make look follow write call email set update share review
     handle ping reach put prepare draft talk schedule fix try circle sync ask find go run let add
     book own pick start finish need
+    """
+)
+
+# First words of an "action" that cannot start one: it is not a verb ("the budget", "ready").
+NOT_VERBS = _words(
+    """
+    the a an this that these those our my your their his her its some any all more less very
+    really not no so too there here it them him you we they i sure happy glad sorry fine good
+    great ready able busy back out in on off at sometime someday soon later also probably
+    definitely maybe going gonna been being done finished there's that's it's what when how
+    """
+)
+
+# Words of a time, not of the work ("this afternoon", "first thing tomorrow").
+TIME_WORDS = _words(
+    """
+    today tomorrow tonight morning afternoon evening night week weekend month year day days
+    weeks months next end soon later asap now then first thing monday tuesday wednesday
+    thursday friday saturday sunday eod eow
     """
 )

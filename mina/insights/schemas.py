@@ -8,6 +8,7 @@ these models reject has produced invalid output.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -24,9 +25,20 @@ class RefinementResult(_Result):
     segments: list[Segment]
 
 
+OwnerBasis = Literal["commitment", "request", "named", "team"]
+
+
 class ActionItem(_Result):
+    """One action item. `owner` is shown (a person's name, a speaker label, or "team");
+    `owner_speaker` is the owning speaker's label; `owner_basis` is how it was said (the
+    speaker commits, someone is asked, someone is named, "we"); `addressee` is the name a
+    request spoke to. Owners are decided after diarization (mina.insights.owners)."""
+
     text: str = Field(min_length=1)
     owner: str | None = None
+    owner_speaker: str | None = None
+    owner_basis: OwnerBasis | None = None
+    addressee: str | None = None
     due: str | None = Field(default=None, description="ISO date, YYYY-MM-DD")
     source_time: float | None = Field(default=None, ge=0)
     confidence: float = Field(ge=0.0, le=1.0)

@@ -44,13 +44,7 @@ _CUES = re.compile(
     r"will ship|release)\b",
     re.I,
 )
-_DECISION = re.compile(
-    r"\b(?:we(?:'ve| have)? decided|(?:we|everyone|all)(?:'ve| have)? agreed|agreed (?:to|on|that)"
-    r"|decision is|the decision|let'?s go with|we(?:'ll| will| are|'re)(?: going to)? go with"
-    r"|we(?:'ll| will|'re going to| are going to) ship|will ship|go ahead with|settled on"
-    r"|approved|final answer is|we(?:'re| are) going with)\b",
-    re.I,
-)
+_DECISION = textrules.DECISION
 _CHATTER = re.compile(
     r"^(?:(?:can|could) (?:you|everyone|everybody) (?:hear|see)"
     r"|(?:good (?:morning|afternoon|evening)|hi|hello|hey|welcome|thanks for joining)\b"

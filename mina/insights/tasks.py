@@ -27,13 +27,15 @@ import datetime as dt
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
-from mina.insights import dates, lexicon
+from mina.insights import dates, lexicon, owners
+from mina.insights import names as names_mod
 from mina.insights import text as textrules
 from mina.insights.refine import clean_text
-from mina.insights.schemas import ActionItem, TasksResult
-from mina.transcript import Segment
+from mina.insights.schemas import ActionItem, OwnerBasis, TasksResult
+from mina.insights.stopwords import STOPWORDS
+from mina.transcript import Segment, Word
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +67,7 @@ _PATTERNS: list[tuple[str, float, re.Pattern[str]]] = [
         re.compile(r"\b(?:i need to|i have to|i've got to|let me)\s+(?P<action>.+)", re.I),
     ),
     (
-        "name",
+        "named",
         0.6,
         re.compile(
             rf"^(?i:(?:so|and|then|okay)[, ]+)?{_NAME}\s+"
@@ -92,14 +94,19 @@ _LEADING = re.compile(
     re.I,
 )
 _NON_ACTION_PREFIXES = tuple(f"{p} " for p in lexicon.NON_ACTIONS)
-_AFFIRM = re.compile(
-    r"^(?:sure|yes|yeah|yep|yup|ok|okay|will do|absolutely|of course|no problem|on it|"
-    r"happy to|definitely|sounds good|i can|i will|i'll|got it)\b",
-    re.I,
-)
 _HEDGE = re.compile(r"\b(?:maybe|might|probably|perhaps|try to|if)\b", re.I)
 _TERMINATED = re.compile(r"[.!?…][\"')\]]*\s*$")
 _JOIN_GAP = 1.5  # seconds of pause across which an unfinished sentence still goes on
+_ANY_DAY = dt.date(2000, 1, 3)  # to find a due phrase's words; the date itself is not used
+_BASIS: dict[str, OwnerBasis] = {
+    "self": "commitment",
+    "name": "request",
+    "other": "request",
+    "named": "named",
+    "team": "team",
+}
+# "could you send it by Friday, Omar?": the name addressed at the end
+_TRAILING_NAME = re.compile(r",\s+(?P<name>[A-Z][a-z]+)\s*[?.!]?$")
 
 
 @dataclass
@@ -109,12 +116,21 @@ class _Sentence:
     start: float
     index: int
     #: seconds per character of the segment it starts in, and that segment's end: a position
-    #: in the text maps to a time (whisper's segments carry no word times)
+    #: in the text maps to a time when the transcript has no word times
     rate: float = 0.0
     end: float = 0.0
+    words: list[Word] = field(default_factory=list)
 
     def time_at(self, offset: int) -> float:
-        return round(min(self.end, self.start + offset * self.rate), 2)
+        """The time of the word at `offset`: its own time when the transcript has word times
+        (the nearest word with that spelling), else by its position in the segment's text."""
+        guess = round(min(self.end, self.start + offset * self.rate), 2)
+        token = textrules.words(self.text[offset:])[:1]
+        if token and self.words:
+            same = [w for w in self.words if textrules.norm(w.text) == textrules.norm(token[0])]
+            if same:
+                return round(min(same, key=lambda w: abs(w.start - guess)).start, 2)
+        return guess
 
 
 def _sentences(segments: Sequence[Segment]) -> list[_Sentence]:
@@ -142,10 +158,23 @@ def _sentences(segments: Sequence[Segment]) -> list[_Sentence]:
         for k, text in enumerate(parts):
             at = max(at, cleaned.find(text, at))
             if unfinished is not None:  # k == 0: the unfinished sentence goes on here
-                sentence = replace(unfinished, text=f"{unfinished.text} {text}", index=i)
+                sentence = replace(
+                    unfinished,
+                    text=f"{unfinished.text} {text}",
+                    index=i,
+                    words=unfinished.words + list(seg.words or []),
+                )
                 unfinished = None
             else:
-                sentence = _Sentence(text, seg.speaker, seg.start + at * rate, i, rate, seg.end)
+                sentence = _Sentence(
+                    text,
+                    seg.speaker,
+                    seg.start + at * rate,
+                    i,
+                    rate,
+                    seg.end,
+                    list(seg.words or []),
+                )
             if k == len(parts) - 1 and not _TERMINATED.search(seg.text):
                 # clean_text closed it with a full stop it did not have
                 sentence.text = sentence.text.rstrip(".?!") if text[-1:] in ".?!" else sentence.text
@@ -166,44 +195,60 @@ def _action(raw: str) -> str | None:
     lowered = action.lower() + " "
     if len(textrules.words(action)) < 2 or lowered.startswith(_NON_ACTION_PREFIXES):
         return None
+    if _vague(action):
+        return None
     return action[0].upper() + action[1:]
 
 
-def _responder(segments: Sequence[Segment], sentence: _Sentence) -> str | None:
-    """The other speaker who says yes to a request in the next two segments, if any."""
-    for seg in segments[sentence.index + 1 : sentence.index + 3]:
-        if seg.start - sentence.start > 30:
-            break
-        if seg.speaker and seg.speaker != sentence.speaker:
-            return seg.speaker if _AFFIRM.match(clean_text(seg.text)[0]) else None
-    return None
+def _vague(action: str) -> bool:
+    """Not work anyone could do: it starts with no verb ("the budget ...", "ready by ..."), or
+    nothing but a time and pronouns follows its verb ("work it this afternoon", "decide
+    today")."""
+    due = dates.find_due(action, _ANY_DAY)
+    rest = action.replace(due[1], " ") if due else action
+    tokens = [textrules.norm(w) for w in textrules.words(rest)]
+    if not tokens or tokens[0] in lexicon.NOT_VERBS:
+        return True
+    objects = [t for t in tokens[1:] if t not in STOPWORDS and t not in lexicon.TIME_WORDS]
+    return not objects
 
 
-def _match(sentence: _Sentence, segments: Sequence[Segment]) -> tuple[float, ActionItem] | None:
+def _not_an_item(kind: str, sentence: str, before: str, action: str) -> bool:
+    """Decisions, past events and questions are not action items: a question can only be a
+    request ("can you ...?"); a reported decision ("we decided to ...", "we're going with")
+    and anything said of the past ("I already ...", "... last week") are not work to do."""
+    if kind not in {"name", "other"} and textrules.is_question(sentence):
+        return True
+    if kind != "name" and kind != "other" and textrules.DECISION.search(sentence):
+        return True
+    return bool(textrules.PAST.search(before) or textrules.PAST.search(action))
+
+
+def _match(sentence: _Sentence) -> tuple[float, ActionItem] | None:
     for kind, base, pattern in _PATTERNS:
         m = pattern.search(sentence.text)
         if m is None:
             continue
-        if kind == "name" and m["name"].split()[0] in lexicon.NOT_NAMES:
-            continue
-        action = _action(m["action"])
+        addressee: str | None = None
+        if kind in {"name", "named"}:
+            if not names_mod.is_name(m["name"].split()[0]):
+                continue
+            addressee = m["name"].split()[0]
+        raw = m["action"]
+        trailing = _TRAILING_NAME.search(raw) if kind == "other" else None
+        if trailing is not None and names_mod.is_name(trailing["name"]):
+            addressee = trailing["name"]
+            raw = raw[: trailing.start()]
+        if _not_an_item(kind, sentence.text, sentence.text[: m.start()], raw):
+            return None
+        action = _action(raw)
         if action is None:
             continue
-        confidence = base
-        owner: str | None
-        if kind == "self":
-            owner = sentence.speaker
-        elif kind == "name":
-            owner = m["name"]
-        elif kind == "team":
-            owner = "team"
-        else:
-            owner = _responder(segments, sentence)
-        if kind in {"name", "other"} and _responder(segments, sentence):
-            confidence += 0.1
-        return confidence, ActionItem(
+        return base, ActionItem(
             text=action,
-            owner=owner,
+            owner="team" if kind == "team" else None,
+            owner_basis=_BASIS[kind],
+            addressee=addressee,
             due=None,
             source_time=sentence.time_at(m.start()),
             confidence=0.0,
@@ -211,11 +256,18 @@ def _match(sentence: _Sentence, segments: Sequence[Segment]) -> tuple[float, Act
     return None
 
 
+def _accepted(item: ActionItem) -> ActionItem:
+    """A request someone accepted is surer."""
+    if item.owner_basis == "request" and item.owner_speaker is not None:
+        return item.model_copy(update={"confidence": round(min(0.95, item.confidence + 0.1), 2)})
+    return item
+
+
 def extract_tasks(segments: Sequence[Segment], meeting_date: dt.date) -> TasksResult:
     """Action items in `segments`, due dates resolved against `meeting_date`."""
     found: dict[str, ActionItem] = {}
     for sentence in _sentences(segments):
-        hit = _match(sentence, segments)
+        hit = _match(sentence)
         if hit is None:
             continue
         confidence, item = hit
@@ -234,5 +286,10 @@ def extract_tasks(segments: Sequence[Segment], meeting_date: dt.date) -> TasksRe
         if key not in found or found[key].confidence < item.confidence:
             found[key] = item
     items = sorted(found.values(), key=lambda it: it.source_time or 0.0)
+    known = {
+        n.speaker: n.name for n in names_mod.learn(segments) if n.confidence >= names_mod.SHOWN
+    }
+    items = owners.settle(items, segments, known)
+    items = [_accepted(it) for it in items]
     log.debug("found %d action items in %d segments", len(items), len(segments))
     return TasksResult(items=items)

@@ -240,3 +240,19 @@ def count_questions(text: str) -> int:
 
 def count_words(text: str) -> int:
     return len(words(text))
+
+
+# A decision reported, not work to do: "we decided to ...", "we agreed that ...", "let's go with".
+DECISION = re.compile(
+    r"\b(?:we(?:'ve| have)? decided|(?:we|everyone|all)(?:'ve| have)? agreed|agreed (?:to|on|that)"
+    r"|decision is|the decision|let'?s go with|we(?:'ll| will| are|'re)(?: going to)? go with"
+    r"|we(?:'ll| will|'re going to| are going to) ship|will ship|go ahead with|settled on"
+    r"|approved|final answer is|we(?:'re| are) going with)\b",
+    re.I,
+)
+# Something that already happened: "yesterday", "last week", "already", "two days ago".
+PAST = re.compile(
+    r"\b(?:yesterday|last (?:week|month|year|night|time|friday|monday|tuesday|wednesday|"
+    r"thursday|quarter)|already|ago|earlier today|this morning)\b",
+    re.I,
+)

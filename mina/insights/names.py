@@ -1,0 +1,159 @@
+"""People's names from the conversation, mapped to speaker labels with a confidence.
+
+Evidence, per (speaker, name), from the diarized transcript:
+- a self-introduction ("I'm Dana", "my name is Dana", "this is Dana", "Dana here") belongs to
+  the speaker who says it (weight 2);
+- a name in address ("Omar, can you ...", "Thanks, Priya", "Could you ..., Omar?", "Good
+  morning, Bob") belongs to the next other speaker (weight 1); a thank-you also points back to
+  the previous other speaker (weight 0.5): people thank whoever just spoke;
+- a speaker never addresses themselves: a name that speaker says in address counts against
+  them.
+A name is a capitalized word that is not a sentence word (`lexicon.NOT_NAMES`), a weekday or a
+month. Names and speakers are then paired one to one, strongest first. A pair's confidence is
+its share of the evidence for that name, scaled by how much evidence there is (one address:
+0.5; an introduction or two addresses: 1.0). Names at or above `SHOWN` replace the speaker's
+label wherever results are shown (`mina.results`); a name given through the API always does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mina.insights import lexicon
+from mina.insights import text as textrules
+from mina.transcript import Segment
+
+#: confidence from which a learned name is shown instead of the speaker's label
+SHOWN = 0.5
+_ANSWER_WINDOW = 30.0  # seconds within which the next speaker is the one addressed
+
+_NAME = r"([A-Z][a-z]+(?:-[A-Z][a-z]+)?)"
+_INTRO = [
+    re.compile(
+        rf"\b(?:[Ii]'m|I am|[Mm]y name is|[Tt]his is|[Ii]t's)\s+{_NAME}\b(?!\s+[a-z]+ing\b)"
+    ),
+    re.compile(rf"(?:^|[,.!?]\s+|(?:[Hh]i|[Hh]ello|[Hh]ey),?\s+){_NAME}\s+here\b"),
+]
+_GREETING = (
+    r"(?:[Tt]hanks|[Tt]hank you|[Gg]ood (?:morning|afternoon|evening)|[Mm]orning|[Hh]i|[Hh]ello"
+    r"|[Hh]ey|[Ww]elcome|[Cc]heers)"
+)
+_THANKS = re.compile(rf"\b(?:[Tt]hanks|[Tt]hank you|[Cc]heers),?\s+{_NAME}\b")
+_ADDRESS = [
+    re.compile(rf"(?:^|[.!?]\s+|(?:[Oo]kay|[Ss]o|[Aa]nd|[Aa]lso|[Tt]hen|[Ww]ell),?\s+){_NAME},"),
+    re.compile(rf"\b{_GREETING},?\s+{_NAME}\b"),
+    re.compile(rf",\s+{_NAME}\s*[?.!]"),
+]
+_NOT = (
+    lexicon.NOT_NAMES
+    | {w.capitalize() for w in lexicon.PROPER}
+    | {
+        "March",
+        "May",
+        "Everyone",
+        "All",
+        "Team",
+        "Guys",
+        "Here",
+    }
+    | {w.capitalize() for w in textrules.FILLER_WORDS}
+)
+
+
+@dataclass(frozen=True)
+class Learned:
+    speaker: str
+    name: str
+    confidence: float
+
+
+def is_name(word: str) -> bool:
+    return bool(re.fullmatch(_NAME, word)) and word not in _NOT
+
+
+def introduced(text: str) -> list[str]:
+    """Names the speaker of `text` gives as their own."""
+    return [m[1] for p in _INTRO for m in p.finditer(text) if is_name(m[1])]
+
+
+def addressed(text: str) -> list[str]:
+    """Names `text` speaks to."""
+    found = [m[1] for p in _ADDRESS for m in p.finditer(text) if is_name(m[1])]
+    return list(dict.fromkeys(found))
+
+
+def _turns(segments: Sequence[Segment]) -> list[tuple[str, float, str]]:
+    """(speaker, start, text) per speaker run, words' speakers first when they are known."""
+    out: list[tuple[str, float, str]] = []
+    for seg in segments:
+        pieces: list[tuple[str | None, float, str]] = []
+        if seg.words and all(w.speaker for w in seg.words):
+            for w in seg.words:
+                if pieces and pieces[-1][0] == w.speaker:
+                    who, at, text = pieces[-1]
+                    pieces[-1] = (who, at, text + w.text)
+                else:
+                    pieces.append((w.speaker, w.start, w.text))
+        else:
+            pieces.append((seg.speaker, seg.start, seg.text))
+        for who, at, text in pieces:
+            if not who or who == "Unknown":
+                continue
+            if out and out[-1][0] == who:
+                out[-1] = (who, out[-1][1], f"{out[-1][2]} {text.strip()}")
+            else:
+                out.append((who, at, text.strip()))
+    return out
+
+
+def _neighbour(turns: list[tuple[str, float, str]], k: int, step: int) -> str | None:
+    speaker, at, _ = turns[k]
+    j = k + step
+    while 0 <= j < len(turns):
+        other, other_at, _ = turns[j]
+        if abs(other_at - at) > _ANSWER_WINDOW:
+            return None
+        if other != speaker:
+            return other
+        j += step
+    return None
+
+
+def learn(segments: Sequence[Segment]) -> list[Learned]:
+    """Speaker → name pairs found in `segments`, one name per speaker at most."""
+    turns = _turns(segments)
+    score: dict[tuple[str, str], float] = defaultdict(float)
+    against: dict[tuple[str, str], float] = defaultdict(float)
+    for k, (speaker, _, text) in enumerate(turns):
+        for name in introduced(text):
+            score[(speaker, name)] += 2.0
+        thanked = {m[1] for m in _THANKS.finditer(text)}
+        for name in addressed(text):
+            against[(speaker, name)] += 1.0
+            after = _neighbour(turns, k, 1)
+            before = _neighbour(turns, k, -1)
+            if after:
+                score[(after, name)] += 1.0
+            if name in thanked and before:
+                score[(before, name)] += 0.5
+    for key, value in against.items():
+        if key in score:
+            score[key] = max(0.0, score[key] - value)
+    per_name: dict[str, float] = defaultdict(float)
+    for (_, name), value in score.items():
+        per_name[name] += value
+    out: list[Learned] = []
+    taken_speakers: set[str] = set()
+    taken_names: set[str] = set()
+    for (speaker, name), value in sorted(score.items(), key=lambda kv: -kv[1]):
+        if value <= 0 or speaker in taken_speakers or name in taken_names:
+            continue
+        share = value / per_name[name]
+        confidence = round(share * min(1.0, value / 2.0), 2)
+        out.append(Learned(speaker, name, confidence))
+        taken_speakers.add(speaker)
+        taken_names.add(name)
+    return sorted(out, key=lambda learned: learned.speaker)
