@@ -82,6 +82,8 @@ class Conversation(Base):
     num_speakers: Mapped[int | None] = mapped_column(Integer)
     language: Mapped[str | None] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
+    #: speaker label -> {"name", "confidence", "source": "conversation" | "user"}
+    speaker_names: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     chunks: Mapped[list[Chunk]] = relationship(
         back_populates="conversation", order_by="Chunk.index", lazy="raise_on_sql"
