@@ -86,22 +86,20 @@ def make_chunk(work: Path) -> bytes:
 
 
 def create_database() -> tuple[str, str]:
-    import psycopg2
+    import psycopg
 
     name = f"mina_bench_{uuid.uuid4().hex[:8]}"
-    conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
-    conn.autocommit = True
+    conn = psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True)
     with conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE {name}")
     conn.close()
-    return name, f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    return name, f"postgresql://postgres@127.0.0.1:5432/{name}"
 
 
 def drop_database(name: str) -> None:
-    import psycopg2
+    import psycopg
 
-    conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
-    conn.autocommit = True
+    conn = psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True)
     with conn.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     conn.close()

@@ -69,7 +69,7 @@ def configure(workdir: Path, redis_db: int) -> str:
         {
             "MINA_DATA_DIR": str(workdir / "data"),
             "MINA_STORAGE_URL": str(workdir / "blobs"),
-            "MINA_DATABASE_URL": f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}",
+            "MINA_DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{name}",
             "MINA_BROKER_URL": f"redis://127.0.0.1:6379/{redis_db}",
             "MINA_TRANSCRIBER": "simulated",
             "MINA_SIM_LATENCY_SECONDS": "0.05",
@@ -81,10 +81,11 @@ def configure(workdir: Path, redis_db: int) -> str:
 
 
 def admin(sql: str) -> None:
-    import psycopg2
+    import psycopg
 
-    conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
-    conn.autocommit = True
+    conn = psycopg.connect(
+        host="127.0.0.1", port=5432, user="postgres", dbname="postgres", autocommit=True
+    )
     with conn.cursor() as cur:
         cur.execute(sql)
     conn.close()

@@ -1,6 +1,8 @@
 """The engine and `session_scope()`: services take a session, callers own the transaction.
 
-PostgreSQL gets a sized connection pool. SQLite (the embedded default) gets WAL, a busy timeout
+PostgreSQL URLs in any form a host hands out (`postgres://`, `postgresql://`) use psycopg 3,
+the driver Mina installs; an explicit `postgresql+DRIVER://` is kept as given. PostgreSQL gets a
+sized connection pool. SQLite (the embedded default) gets WAL, a busy timeout
 and `BEGIN IMMEDIATE`, so concurrent writers queue for the write lock instead of failing halfway
 through a transaction with "database is locked".
 """
@@ -16,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from mina.errors import ConfigurationError
 from mina.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -27,6 +30,7 @@ __all__ = [
     "SQLAlchemyError",
     "after_commit_hooks",
     "configure",
+    "engine_url",
     "get_engine",
     "ping",
     "session_scope",
@@ -50,8 +54,22 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+#: What a bare PostgreSQL scheme means: psycopg 3, chosen here rather than left to whichever
+#: default the installed SQLAlchemy has (psycopg2 before 2.1, psycopg from 2.1).
+POSTGRES_DRIVER = "postgresql+psycopg"
+
+
+def engine_url(url: str) -> str:
+    """`postgres://…` and `postgresql://…` as `postgresql+psycopg://…`; anything else as is."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in ("postgres", "postgresql"):
+        return f"{POSTGRES_DRIVER}://{rest}"
+    return url
+
+
 def make_engine(url: str, settings: Settings | None = None) -> Engine:
     settings = settings or get_settings()
+    url = engine_url(url)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -61,13 +79,20 @@ def make_engine(url: str, settings: Settings | None = None) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(
-        url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_timeout=settings.db_pool_timeout_seconds,
-        pool_pre_ping=True,
-    )
+    try:
+        return create_engine(
+            url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout_seconds,
+            pool_pre_ping=True,
+        )
+    except (ModuleNotFoundError, NoSuchModuleError) as exc:
+        scheme = url.partition("://")[0]
+        raise ConfigurationError(
+            f"MINA_DATABASE_URL: no driver for {scheme}:// ({exc}); use postgresql://… "
+            "(psycopg 3, installed with Mina) or install the driver you name"
+        ) from exc
 
 
 def _configure_sqlite(engine: Engine) -> None:

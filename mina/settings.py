@@ -23,7 +23,11 @@ class Settings(BaseSettings):
 
     # Where things live
     data_dir: Path = Field(Path("./mina-data"), description="embedded database, blobs, caches")
-    database_url: str | None = Field(None, description="SQLAlchemy URL; SQLite file in data dir")
+    database_url: str | None = Field(
+        None,
+        description="postgresql:// or postgres:// (psycopg 3), postgresql+DRIVER:// as given, "
+        "or sqlite:///PATH; unset: a SQLite file in the data dir",
+    )
     broker_url: str | None = Field(None, description="redis:// or amqp://; unset: StubBroker")
     redis_url: str | None = Field(
         None, description="Redis for group barriers and locks when the broker is RabbitMQ"

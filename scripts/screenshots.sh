@@ -12,7 +12,7 @@ DB="mina_shots_$$_$(date +%s)"
 psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $DB" >/dev/null
 cleanup() { psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
-export MINA_TEST_DATABASE_URL="postgresql+psycopg2://postgres@127.0.0.1:5432/$DB"
+export MINA_TEST_DATABASE_URL="postgresql://postgres@127.0.0.1:5432/$DB"
 export MINA_TEST_SCREENSHOTS="$ROOT/docs/img"
 
 python -m pytest -q -p no:cacheprovider tests/browser/test_pages.py \

@@ -29,16 +29,17 @@ def _create_database() -> str:
     given = os.environ.get("MINA_TEST_DATABASE_URL")
     if given:
         return given
-    import psycopg2
+    import psycopg
 
     name = f"mina_test_{uuid.uuid4().hex[:10]}"
-    conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
-    conn.autocommit = True
+    conn = psycopg.connect(
+        host="127.0.0.1", port=5432, user="postgres", dbname="postgres", autocommit=True
+    )
     with conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE {name}")
     conn.close()
     os.environ["MINA_TEST_DROP_DATABASE"] = name
-    return f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    return f"postgresql://postgres@127.0.0.1:5432/{name}"
 
 
 def _base_env() -> dict[str, str]:
@@ -84,10 +85,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from mina import db
 
     db.get_engine().dispose()
-    import psycopg2
+    import psycopg
 
-    conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
-    conn.autocommit = True
+    conn = psycopg.connect(
+        host="127.0.0.1", port=5432, user="postgres", dbname="postgres", autocommit=True
+    )
     with conn.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     conn.close()

@@ -20,15 +20,14 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'models.db'}"
         return
-    import psycopg2
+    import psycopg
 
     name = f"mina_models_{tmp_path.name[-12:].replace('-', '_').lower()}"
-    conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
-    conn.autocommit = True
+    conn = psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True)
     with conn.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS {name}")
         cur.execute(f"CREATE DATABASE {name}")
-    yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
     with conn.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     conn.close()

@@ -186,7 +186,7 @@ def test_app_services_only_set_real_settings() -> None:
 def test_app_services_share_the_production_configuration() -> None:
     for name, service in app_services(load_compose()).items():
         env = service["environment"]
-        assert env["MINA_DATABASE_URL"].startswith("postgresql+psycopg2://"), name
+        assert env["MINA_DATABASE_URL"].startswith("postgresql://"), name
         assert env["MINA_BROKER_URL"].startswith("redis://"), name
         assert env["MINA_STORAGE_URL"].startswith("s3://"), name
         assert env["MINA_OPERATOR_TOKEN"] == "${MINA_OPERATOR_TOKEN:?set it}", name
