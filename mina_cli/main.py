@@ -226,10 +226,11 @@ def dev() -> None:
 
 @main.command()
 def doctor() -> None:
-    """Print what is configured and whether each part is reachable."""
-    from mina_cli.runtime import doctor_report
+    """Check each part (database, broker, storage, ffmpeg, the model, tokens): ok, warning or
+    error, with the fix. Exits 1 when any part is an error."""
+    from mina_cli.doctor import report
 
-    ok = doctor_report(_settings(), Console())
+    ok = report(_settings(), Console(soft_wrap=True))
     sys.exit(0 if ok else 1)
 
 
