@@ -76,9 +76,34 @@ class Settings(BaseSettings):
     transcriber: TranscriberName = Field(
         "local", description="local, openai, assemblyai or simulated"
     )
-    whisper_model_path: str | None = Field(None, description="CTranslate2 model dir; packaged")
+    whisper_model: Literal["tiny.en", "base"] = Field(
+        "tiny.en",
+        description="packaged local model: tiny.en (English) or base (multilingual, joined "
+        "once into the data dir)",
+    )
+    whisper_model_path: str | None = Field(
+        None, description="CTranslate2 model dir; overrides MINA_WHISPER_MODEL"
+    )
     whisper_threads: int = Field(0, description="CPU threads per model; 0 = cores / workers")
-    whisper_beam_size: int = Field(5, description="beam size of the local Whisper decoder")
+    whisper_beam_size: int = Field(5, ge=1, description="beam size of the local Whisper decoder")
+    whisper_temperature_fallback: bool = Field(
+        False, description="decode again at higher temperatures when a window looks wrong"
+    )
+    whisper_condition_on_previous_text: bool = Field(
+        False, description="prompt each 30 s window with the text before it"
+    )
+    whisper_no_speech_threshold: float = Field(
+        0.6, description="Whisper skips a window it finds this likely to hold no speech"
+    )
+    whisper_vad_check: bool = Field(
+        True, description="check words against the speech the VAD finds (no silent loss)"
+    )
+    whisper_seams: bool = Field(
+        True, description="transcribe the audio around each chunk boundary again, joined"
+    )
+    seam_seconds: float = Field(
+        4.0, description="audio taken from each side of a chunk boundary by the seam step"
+    )
     language: str = Field("en", description="spoken language code (`auto` to detect)")
     piece_seconds: float = Field(120.0, description="chunks longer than this are split")
     transcribe_time_limit_seconds: float = Field(

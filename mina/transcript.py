@@ -27,7 +27,9 @@ class Word(BaseModel):
 
 class Segment(BaseModel):
     """One stretch of speech. Times are seconds from the start of the meeting. `words`, when
-    the transcriber gives them, are the segment's words with their own times."""
+    the transcriber gives them, are the segment's words with their own times. `flag` marks a
+    segment that is not a transcription: `inaudible` is speech that could not be transcribed
+    (docs/transcription.md)."""
 
     start: float
     end: float
@@ -35,6 +37,7 @@ class Segment(BaseModel):
     speaker: str | None = None
     chunk_index: int | None = None
     words: list[Word] | None = None
+    flag: str | None = None
 
     def shifted(self, offset: float, chunk_index: int | None = None) -> Segment:
         return self.model_copy(

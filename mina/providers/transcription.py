@@ -18,6 +18,8 @@ class TranscriptionResult:
     language: str | None = None
     #: True when the provider labelled speakers itself (its labels win over diarization).
     has_speakers: bool = False
+    #: What operators should know about this audio (e.g. speech that could not be transcribed).
+    warnings: list[str] = field(default_factory=list)
     extra: dict[str, object] = field(default_factory=dict)
 
     @property

