@@ -27,9 +27,12 @@ def silence(seconds: float) -> np.ndarray:
 def test_covered_speech_is_left_alone() -> None:
     words = [seg((0.5, 0.9, "hello"), (1.0, 1.4, "there"), (1.5, 2.0, "friends"))]
     calls: list[int] = []
-    out = coverage.check(
-        silence(3), words, [vad.Span(0.4, 2.1)], lambda s: calls.append(s.size) or []
-    )
+
+    def decode(samples: np.ndarray) -> list[Segment]:
+        calls.append(samples.size)
+        return []
+
+    out = coverage.check(silence(3), words, [vad.Span(0.4, 2.1)], decode)
     assert out.segments == words and out.warnings == [] and calls == []
 
 
