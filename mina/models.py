@@ -122,6 +122,10 @@ class Chunk(Base):
     provider_polls: Mapped[int] = mapped_column(Integer, default=0)
     text: Mapped[str | None] = mapped_column(Text)
     segments: Mapped[list[Any] | None] = mapped_column(JSON)
+    # What operators should know, e.g. speech that could not be transcribed (docs/transcription.md)
+    warnings: Mapped[list[Any] | None] = mapped_column(JSON)
+    # The boundary before this chunk transcribed again across it (mina.pipeline.seams): derived
+    seam: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     conversation: Mapped[Conversation] = relationship(back_populates="chunks", lazy="raise_on_sql")
 
