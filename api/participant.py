@@ -159,6 +159,7 @@ def transcript(conversation_id: str) -> Response:
                         "speaker": s.speaker,
                         "text": s.text,
                         "chunk_index": s.chunk_index,
+                        "flag": s.flag,
                     }
                     for s in segments
                 ],

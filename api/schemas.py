@@ -77,6 +77,9 @@ class SegmentOut(BaseModel):
     speaker: str | None
     text: str
     chunk_index: int | None
+    flag: str | None = Field(
+        None, description="`inaudible`: speech that could not be transcribed (text `[inaudible]`)"
+    )
 
 
 class TranscriptOut(BaseModel):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +34,7 @@ Decode = Callable[[np.ndarray], list[Segment]]
 @dataclass
 class Checked:
     segments: list[Segment]
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
     retried: int = 0
     dropped_words: int = 0
 
@@ -56,10 +57,24 @@ def check(
         words = [w for s in found for w in s.words or []]
         for left in vad.uncovered([gap], words):
             out.segments = _put_in(out.segments, [_inaudible(left)], left.start, left.start)
-            out.warnings.append(
-                f"speech at {left.start:.1f}-{left.end:.1f}s could not be transcribed"
-            )
+            out.warnings.append(inaudible_warning(left.start, left.end))
     return out
+
+
+def inaudible_warning(start: float, end: float) -> dict[str, Any]:
+    """A chunk warning: times on the chunk's timeline (`shifted_warning` moves them)."""
+    return {
+        "kind": "inaudible",
+        "start": round(start, 2),
+        "end": round(end, 2),
+        "message": f"speech at {start:.1f}-{end:.1f}s could not be transcribed",
+    }
+
+
+def shifted_warning(warning: dict[str, Any], offset: float) -> dict[str, Any]:
+    if warning.get("kind") != "inaudible":
+        return warning
+    return inaudible_warning(warning["start"] + offset, warning["end"] + offset)
 
 
 def _count(segments: Sequence[Segment]) -> int:

@@ -286,6 +286,7 @@ def _chunk(c: Chunk) -> dict[str, Any]:
         "started_at": iso(c.started_at),
         "finished_at": iso(c.finished_at),
         "transcribe_seconds": seconds,
+        "warnings": c.warnings or [],
     }
 
 

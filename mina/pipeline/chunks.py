@@ -89,7 +89,12 @@ def _mine(c: Claim) -> Any:
     return and_(Chunk.id == c.chunk_id, Chunk.status == PROCESSING, Chunk.attempts == c.attempt)
 
 
-def complete(c: Claim, segments: list[Segment], duration: float | None) -> bool:
+def complete(
+    c: Claim,
+    segments: list[Segment],
+    duration: float | None,
+    warnings: list[dict[str, Any]] | None = None,
+) -> bool:
     text = " ".join(s.text.strip() for s in segments if s.text.strip())
     now = utcnow()
     with session_scope() as session:
@@ -97,6 +102,8 @@ def complete(c: Claim, segments: list[Segment], duration: float | None) -> bool:
             "status": CHUNK_TRANSCRIBED,
             "text": text,
             "segments": [s.model_dump(exclude_none=True) for s in segments],
+            "warnings": warnings or None,
+            "seam": None,  # a chunk transcribed again needs its boundaries again
             "error": None,
             "error_kind": None,
             "finished_at": now,
@@ -117,6 +124,7 @@ def complete(c: Claim, segments: list[Segment], duration: float | None) -> bool:
                 "index": c.index,
                 "text": text,
                 "segments": values["segments"],
+                **({"warnings": warnings} if warnings else {}),
             },
         )
         update_progress(session, c.conversation_id)

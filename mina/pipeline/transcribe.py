@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mina import audio, metrics, resilience
+from mina import audio, coverage, metrics, resilience
 from mina.dispatch import Dispatcher
 from mina.errors import MinaError, NotFound, PermanentError, TransientError
 from mina.insights import features
@@ -110,7 +110,7 @@ def run_chunk(chunk_id: str, svc: Services, *, last_try: bool = False) -> str:
         return _failed(claim, svc, f"audio blob missing: {exc}", state.PERMANENT)
     except MinaError as exc:  # permanent: corrupt audio, a provider's 400/401, bad settings
         return _failed(claim, svc, str(exc), state.PERMANENT)
-    state.complete(claim, result.segments, duration)
+    state.complete(claim, result.segments, duration, result.warnings)
     seconds = time.monotonic() - started
     metrics.CHUNK_SECONDS.labels(svc.transcriber.name).observe(seconds)
     log.info(
@@ -188,7 +188,10 @@ def run_piece(chunk_id: str, piece: int, svc: Services, *, last_try: bool = Fals
         svc.storage.download(f"{key}.wav", wav)
         try:
             result = svc.transcriber.transcribe(wav, svc.settings.language)
-            body: dict[str, Any] = {"segments": [s.model_dump() for s in result.segments]}
+            body: dict[str, Any] = {
+                "segments": [s.model_dump() for s in result.segments],
+                "warnings": result.warnings,
+            }
         except PermanentError as exc:
             body = {"error": str(exc), "kind": state.PERMANENT}
         except CircuitOpen:
@@ -211,6 +214,7 @@ def assemble(chunk_id: str, svc: Services) -> str:
     prefix = piece_prefix(chunk_id)
     results = sorted(b.key for b in svc.storage.list(prefix) if b.key.endswith(".json"))
     segments: list[Segment] = []
+    warnings: list[dict[str, Any]] = []
     offset = 0.0
     for key in results:
         body = json.loads(svc.storage.get_bytes(key))
@@ -218,8 +222,9 @@ def assemble(chunk_id: str, svc: Services) -> str:
             return _failed(claim, svc, f"piece {Path(key).stem}: {body['error']}", body["kind"])
         result = TranscriptionResult([Segment.model_validate(s) for s in body["segments"]])
         segments += [s.shifted(offset) for s in result.segments]
+        warnings += [coverage.shifted_warning(w, offset) for w in body.get("warnings", [])]
         offset += float(body["duration"])
-    state.complete(claim, segments, offset)
+    state.complete(claim, segments, offset, warnings)
     for blob in list(svc.storage.list(prefix)):
         svc.storage.delete(blob.key)
     _after_terminal(claim, svc)

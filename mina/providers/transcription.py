@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from mina.errors import ConfigurationError
 from mina.settings import Settings
@@ -19,7 +19,7 @@ class TranscriptionResult:
     #: True when the provider labelled speakers itself (its labels win over diarization).
     has_speakers: bool = False
     #: What operators should know about this audio (e.g. speech that could not be transcribed).
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, object] = field(default_factory=dict)
 
     @property

@@ -70,7 +70,17 @@ def test_speech_still_uncovered_is_marked_inaudible_and_warned() -> None:
     assert len(flagged) == 1
     assert flagged[0].text == coverage.INAUDIBLE
     assert 3.9 <= flagged[0].start <= 4.5 and 8.5 <= flagged[0].end <= 9.0
-    assert out.warnings == ["speech at 4.0-9.0s could not be transcribed"]
+    assert out.warnings == [
+        {
+            "kind": "inaudible",
+            "start": 4.0,
+            "end": 9.0,
+            "message": "speech at 4.0-9.0s could not be transcribed",
+        }
+    ]
+    assert coverage.shifted_warning(out.warnings[0], 30.0)["message"] == (
+        "speech at 34.0-39.0s could not be transcribed"
+    )
     assert [s.text for s in out.segments] == ["hello", coverage.INAUDIBLE]
 
 
