@@ -1,7 +1,10 @@
-"""Result endpoints the pages read: analytics, action items, summary, refinement, merged audio.
+"""Result endpoints the pages read: analytics, action items, summary, refinement, merged audio,
+and the speakers with their names (read and rename).
 
-Each answers 409 `not_ready` until its task is done; the body is exactly the `result` of the
-task's `{task}_ready` event. Participant token, operator token, or the operator session.
+Each answers 409 `not_ready` until its task is done; the body is the task's stored result as
+people see it: speakers by their names (`mina.results.shown`), action items with the owners
+settled after diarization. Participant token, operator token, or the operator session: the
+people in a meeting may name its speakers (docs/post-processing.md, "Names and owners").
 """
 
 from __future__ import annotations
@@ -9,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from flask import Blueprint, Response, jsonify, send_file, session
+from flask import Blueprint, Response, jsonify, request, send_file, session
+from pydantic import BaseModel, ConfigDict, Field
 from spectree import Response as Resp
 
 from api.auth import bearer, operator_token
@@ -17,7 +21,7 @@ from api.context import services
 from api.extensions import spec
 from api.schemas import AnalyticsOut, ErrorResponse
 from api.streaming import documented
-from mina import conversations, results
+from mina import conversations, notes, results
 from mina.db import session_scope
 from mina.errors import NotReady
 from mina.insights.schemas import RefinementResult, SummaryResult, TasksResult
@@ -25,6 +29,32 @@ from mina.insights.schemas import RefinementResult, SummaryResult, TasksResult
 bp = Blueprint("results", __name__, url_prefix="/api/conversations")
 
 ERRORS = {f"HTTP_{c}": ErrorResponse for c in (401, 403, 404, 409)}
+RENAME_ERRORS = {f"HTTP_{c}": ErrorResponse for c in (400, 401, 403, 404, 409)}
+
+
+class SpeakerOut(BaseModel):
+    speaker: str = Field(description="the label diarization gave (S1, S2, ...)")
+    name: str | None = Field(description="learned from the conversation or given; may be unsure")
+    confidence: float | None = Field(description="1.0 for a given name")
+    source: str | None = Field(description='"conversation" (learned) or "user" (given)')
+    shown: str = Field(description="what results show for this speaker")
+
+
+class SpeakersOut(BaseModel):
+    speakers: list[SpeakerOut]
+
+
+class RenameRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=notes.NAME_MAX)
+
+
+class RenameOut(BaseModel):
+    speaker: str
+    name: str
+    previous: str
+
+
 AUDIO_MIME = "audio/ogg"
 STREAM_BLOCK = 256 * 1024
 
@@ -62,6 +92,26 @@ def summary(conversation_id: str) -> Response:
 @spec.validate(resp=Resp(HTTP_200=RefinementResult, **ERRORS))
 def refinement(conversation_id: str) -> Response:
     return _result(conversation_id, "refinement")
+
+
+@bp.get("/<conversation_id>/speakers")
+@spec.validate(resp=Resp(HTTP_200=SpeakersOut, **ERRORS))
+def speakers(conversation_id: str) -> Response:
+    """Speakers with their names: learned from the conversation (with a confidence) or given."""
+    with session_scope() as s:
+        conv = conversations.authorize(s, conversation_id, token(), operator_token())
+        return jsonify({"speakers": notes.speakers(s, conv)})
+
+
+@bp.put("/<conversation_id>/speakers/<speaker>")
+@spec.validate(json=RenameRequest, resp=Resp(HTTP_200=RenameOut, **RENAME_ERRORS))
+def rename_speaker(conversation_id: str, speaker: str) -> Response:
+    """Name a speaker (by its label or its shown name); results show the name from now on and a
+    `speaker_renamed` event goes out."""
+    body = RenameRequest.model_validate(request.get_json(silent=True) or {})
+    with session_scope() as s:
+        conv = conversations.authorize(s, conversation_id, token(), operator_token())
+        return jsonify(notes.rename(s, conv, speaker, body.name))
 
 
 @bp.get("/<conversation_id>/audio")

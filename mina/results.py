@@ -8,22 +8,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mina.errors import NotReady
-from mina.models import CHUNK_TRANSCRIBED, DONE, Chunk, Conversation, PostTask
+from mina.models import DONE, Chunk, Conversation, PostTask
+from mina.pipeline import seams
 from mina.transcript import Segment, segments_from_json
 
 
 def raw_segments(session: Session, conversation_id: str) -> list[Segment]:
-    """Chunk segments on one timeline: each chunk starts where the chunks before it ended."""
+    """Chunk segments on one timeline: each chunk starts where the chunks before it ended,
+    and each chunk boundary is its seam where one was made (mina.pipeline.seams)."""
     chunks = session.scalars(
         select(Chunk).where(Chunk.conversation_id == conversation_id).order_by(Chunk.index)
     ).all()
-    out: list[Segment] = []
-    offset = 0.0
-    for chunk in chunks:
-        if chunk.status == CHUNK_TRANSCRIBED:
-            out += [s.shifted(offset, chunk.index) for s in segments_from_json(chunk.segments)]
-        offset += chunk.duration or 0.0
-    return out
+    return seams.joined(list(chunks))
 
 
 def task_result(session: Session, conversation_id: str, name: str) -> dict[str, Any] | None:

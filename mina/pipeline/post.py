@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from mina import events, metrics
+from mina import events, metrics, notes
 from mina.db import session_scope, utcnow
 from mina.dispatch import Dispatcher
 from mina.errors import Conflict, TransientError
@@ -94,7 +94,11 @@ def progress_of(tasks: dict[str, PostTask]) -> int:
 
 
 def reveal(conversation_id: str, settings: Settings) -> bool:
-    """Reveal once all tasks are terminal: ready, partial or failed by the 3-of-4 rule."""
+    """Reveal once all tasks are terminal: ready, partial or failed by the 3-of-4 rule. Owners
+    and names are settled first, on the final transcript (`mina.notes.settle`), in their own
+    transaction: it locks the tasks row before the conversation's, the order task writers use."""
+    if _all_terminal(conversation_id):
+        notes.settle(conversation_id)
     with session_scope() as session:
         conv = session.get(Conversation, conversation_id, with_for_update=True)
         if conv is None or conv.processing_status != RUNNING:
@@ -139,6 +143,15 @@ def reveal(conversation_id: str, settings: Settings) -> bool:
         "conversation %s: revealed as %s (failed: %s)", conversation_id, outcome, failed or "-"
     )
     return True
+
+
+def _all_terminal(conversation_id: str) -> bool:
+    with session_scope() as session:
+        conv = session.get(Conversation, conversation_id)
+        if conv is None or conv.processing_status != RUNNING:
+            return False
+        tasks = task_rows(session, conversation_id)
+        return bool(tasks) and all(t.status in TASK_TERMINAL for t in tasks.values())
 
 
 def retry_failed(conversation_id: str, dispatcher: Dispatcher) -> list[str]:
