@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import null as sa_null
 from sqlalchemy.orm import Session
 
 from mina import events
@@ -102,8 +103,9 @@ def complete(
             "status": CHUNK_TRANSCRIBED,
             "text": text,
             "segments": [s.model_dump(exclude_none=True) for s in segments],
-            "warnings": warnings or None,
-            "seam": None,  # a chunk transcribed again needs its boundaries again
+            # SQL NULL, not JSON null (SQLAlchemy's JSON writes None as 'null')
+            "warnings": warnings or sa_null(),
+            "seam": sa_null(),  # a chunk transcribed again needs its boundaries again
             "error": None,
             "error_kind": None,
             "finished_at": now,

@@ -20,7 +20,7 @@ from mina import audio, coverage, metrics, resilience
 from mina.dispatch import Dispatcher
 from mina.errors import MinaError, NotFound, PermanentError, TransientError
 from mina.insights import features
-from mina.pipeline import barrier
+from mina.pipeline import barrier, seams
 from mina.pipeline import chunks as state
 from mina.providers import jobs
 from mina.providers.transcription import Transcriber, TranscriptionResult
@@ -119,7 +119,7 @@ def run_chunk(chunk_id: str, svc: Services, *, last_try: bool = False) -> str:
         claim.index,
         seconds,
     )
-    _after_terminal(claim, svc)
+    _after_terminal(claim, svc, transcribed=True)
     return "transcribed"
 
 
@@ -146,7 +146,10 @@ def _failed(claim: state.Claim, svc: Services, error: str, kind: str) -> str:
     return "failed"
 
 
-def _after_terminal(claim: state.Claim, svc: Services) -> None:
+def _after_terminal(claim: state.Claim, svc: Services, *, transcribed: bool = False) -> None:
+    if transcribed:  # the boundaries whose other side is already in (docs/transcription.md)
+        seams.repair_around(claim.conversation_id, claim.index, svc)
+    seams.repair_before_barrier(claim.conversation_id, svc)
     # Always: the conversation may have been finished while this chunk was in flight, and the
     # finish group's callback may already have fired. The barrier reads the flag under lock.
     barrier.settle(claim.conversation_id, svc.dispatcher)
@@ -227,5 +230,5 @@ def assemble(chunk_id: str, svc: Services) -> str:
     state.complete(claim, segments, offset, warnings)
     for blob in list(svc.storage.list(prefix)):
         svc.storage.delete(blob.key)
-    _after_terminal(claim, svc)
+    _after_terminal(claim, svc, transcribed=True)
     return "transcribed"
