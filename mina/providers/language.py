@@ -1,18 +1,28 @@
-"""The language interface (refinement, action items, summary) and the configured provider."""
+"""The language interface (refinement, action items, summary) and the configured provider.
+
+A model provider (`openai`: any OpenAI-compatible endpoint, a local Ollama or llama.cpp server
+included) is used through `with_rules`: when it fails in any way (unreachable, an error status,
+invalid output twice) the offline rules answer instead, and the caller records why.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from typing import Protocol
+import logging
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar
 
-from mina.errors import ConfigurationError
+from mina.errors import ConfigurationError, MinaError
 from mina.insights import refine as refine_mod
 from mina.insights import summary as summary_mod
 from mina.insights import tasks as tasks_mod
 from mina.insights.schemas import RefinementResult, SummaryResult, TasksResult
 from mina.settings import Settings
 from mina.transcript import Segment
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class LanguageProvider(Protocol):
@@ -51,3 +61,18 @@ def get_language(settings: Settings) -> LanguageProvider:
 
         return OpenAILanguage(settings)
     raise ConfigurationError(f"unknown language provider {name!r}")
+
+
+def with_rules(
+    settings: Settings, task: str, call: Callable[[LanguageProvider], T]
+) -> tuple[T, str | None]:
+    """`call` on the configured provider; on any failure of a model provider, on the offline
+    rules. Returns the answer and, when the rules stood in, the provider's error."""
+    provider = get_language(settings)
+    if isinstance(provider, LocalLanguage):
+        return call(provider), None
+    try:
+        return call(provider), None
+    except MinaError as exc:
+        log.warning("%s: language provider %s failed (%s); rules used", task, provider.name, exc)
+        return call(LocalLanguage()), f"{provider.name}: {exc.message}"

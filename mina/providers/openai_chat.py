@@ -8,7 +8,11 @@ attempt per call: the post-processing runner already retries transient errors, s
 too would multiply the calls.
 
 Refinement asks for the cleaned text of each segment in batches and keeps our own timings and
-speakers, so a model can never move or drop a segment.
+speakers, so a model can never move or drop a segment. Action items are asked for how each was
+said (the speaker commits, someone is asked, someone is named, "we"), the name addressed and
+the time; owners are then decided by the same rules as for the offline provider, after
+diarization (mina.insights.owners). The caller falls back to the offline rules when this
+provider fails (mina.providers.language.with_rules).
 """
 
 from __future__ import annotations
@@ -18,14 +22,14 @@ import functools
 import json
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import pydantic
 from pydantic import BaseModel
 
 from mina import resilience
 from mina.errors import PermanentError
-from mina.insights.schemas import RefinementResult, SummaryResult, TasksResult
+from mina.insights.schemas import ActionItem, RefinementResult, SummaryResult, TasksResult
 from mina.providers.openai_asr import make_client, openai_errors
 from mina.settings import Settings
 from mina.transcript import Segment
@@ -40,6 +44,19 @@ _DROP = {"default", "minLength", "maxLength", "minimum", "maximum", "format", "p
 
 class _Texts(BaseModel):
     texts: list[str]
+
+
+class _Item(BaseModel):
+    text: str = pydantic.Field(min_length=1)
+    said_as: Literal["commitment", "request", "named", "team"]
+    addressee: str | None
+    due: str | None
+    source_time: float | None
+    confidence: float = pydantic.Field(ge=0.0, le=1.0)
+
+
+class _Items(BaseModel):
+    items: list[_Item]
 
 
 class InvalidOutput(ValueError):
@@ -85,11 +102,14 @@ REFINE = (
     "input line, in order; a line that held only fillers becomes an empty string."
 )
 TASKS = (
-    "You extract action items from a meeting transcript: commitments and requests someone is "
-    "expected to act on. For each give the text (imperative, short), the owner (a name, "
-    "'team', or null), the due date as YYYY-MM-DD resolved against the meeting date (or null), "
-    "the start time in seconds of the line it comes from (or null) and your confidence 0..1. "
-    "Ignore meeting chatter ('let's move on'). No items is a valid answer."
+    "You extract action items from a meeting transcript: work someone committed to or was "
+    "asked to do. Decisions, past events, questions and statements of fact are not action "
+    "items, and neither is meeting chatter ('let's move on'). For each give the text "
+    "(imperative, short), said_as: 'commitment' (the speaker says they will do it), 'request' "
+    "(someone is asked to do it), 'named' (a named person will do it) or 'team' ('we', "
+    "'let's'), the addressee (the person's name when one is said, else null), the due date as "
+    "YYYY-MM-DD resolved against the meeting date (or null), the start time in seconds of the "
+    "line it comes from (or null) and your confidence 0..1. No items is a valid answer."
 )
 SUMMARY = (
     "You summarize a meeting transcript. Give a short title, a summary of 2-4 sentences, the "
@@ -120,7 +140,20 @@ class OpenAILanguage:
 
     def extract_tasks(self, segments: Sequence[Segment], meeting_date: dt.date) -> TasksResult:
         prompt = f"Meeting date: {meeting_date.isoformat()}\n\n{_lines(segments)}"
-        return self._ask("tasks", TasksResult, TASKS, prompt)
+        found = self._ask("tasks", _Items, TASKS, prompt, check=_valid_dates)
+        items = [
+            ActionItem(
+                text=it.text,
+                owner="team" if it.said_as == "team" else None,
+                owner_basis=it.said_as,
+                addressee=it.addressee,
+                due=it.due,
+                source_time=max(0.0, it.source_time) if it.source_time is not None else None,
+                confidence=it.confidence,
+            )
+            for it in found.items
+        ]
+        return TasksResult(items=items)
 
     def summarize(self, segments: Sequence[Segment], title_hint: str | None) -> SummaryResult:
         hint = f"Title given by the organizer: {title_hint}\n\n" if title_hint else ""
@@ -182,3 +215,12 @@ def _parse(raw: str, model: type[M]) -> M:
 def _same_count(result: _Texts, batch: Sequence[Segment]) -> None:
     if len(result.texts) != len(batch):
         raise InvalidOutput(f"{len(result.texts)} texts for {len(batch)} segments")
+
+
+def _valid_dates(result: _Items) -> None:
+    for item in result.items:
+        if item.due is not None:
+            try:
+                dt.date.fromisoformat(item.due)
+            except ValueError as exc:
+                raise InvalidOutput(f"due {item.due!r} is not a YYYY-MM-DD date") from exc

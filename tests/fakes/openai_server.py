@@ -123,7 +123,8 @@ class FakeOpenAI(FakeServer):
         if task == "tasks":
             item = {
                 "text": "Send the fake report",
-                "owner": "team",
+                "said_as": "team",
+                "addressee": None,
                 "due": None,
                 "source_time": 0.0,
                 "confidence": 0.9,

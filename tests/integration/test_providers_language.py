@@ -19,7 +19,7 @@ from sqlalchemy import select
 from mina.db import session_scope
 from mina.errors import PermanentError, TransientError
 from mina.insights.schemas import RefinementResult, SummaryResult, TasksResult
-from mina.models import Conversation, PostTask
+from mina.models import Conversation, Event, PostTask
 from mina.providers import openai_chat
 from mina.providers.openai_chat import OpenAILanguage, strict_schema
 from mina.settings import Settings
@@ -47,7 +47,9 @@ def language(fake_openai: FakeOpenAI, clean_redis: None) -> OpenAILanguage:
     return OpenAILanguage(Settings(**openai_env(fake_openai)))  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("model", [RefinementResult, TasksResult, SummaryResult])
+@pytest.mark.parametrize(
+    "model", [RefinementResult, TasksResult, SummaryResult, openai_chat._Items]
+)
 def test_result_schemas_are_valid_for_strict_mode(model: Any) -> None:
     assert strict_problem(strict_schema(model)) is None
 
@@ -55,7 +57,16 @@ def test_result_schemas_are_valid_for_strict_mode(model: Any) -> None:
 def test_optional_fields_become_required_and_nullable() -> None:
     assert strict_problem(TasksResult.model_json_schema()) is not None  # as pydantic writes it
     item = strict_schema(TasksResult)["$defs"]["ActionItem"]
-    assert set(item["required"]) == {"text", "owner", "due", "source_time", "confidence"}
+    assert set(item["required"]) == {
+        "text",
+        "owner",
+        "owner_speaker",
+        "owner_basis",
+        "addressee",
+        "due",
+        "source_time",
+        "confidence",
+    }
     assert {"type": "null"} in item["properties"]["owner"]["anyOf"]
 
 
@@ -108,7 +119,7 @@ def test_http_errors_are_classified(language: OpenAILanguage, fake_openai: FakeO
     assert len(fake_openai.calls_to("chat")) == 2
 
 
-def test_post_processing_uses_the_provider_and_survives_a_bad_task(
+def test_post_processing_uses_the_provider_and_falls_back_to_the_rules(
     client: Any, workers: Any, env: Any, fake_openai: FakeOpenAI, tone_chunks: list[Path]
 ) -> None:
     env(
@@ -117,7 +128,7 @@ def test_post_processing_uses_the_provider_and_survives_a_bad_task(
         **openai_env(fake_openai, provider_timeout_seconds=5),
     )
     fake_openai.invalid["summary"] = 1  # asked again: ready
-    fake_openai.invalid["tasks"] = 2  # invalid twice: failed
+    fake_openai.invalid["tasks"] = 2  # invalid twice: the offline rules answer
     workers(threads=3)
     cid, auth = create(client)
     upload(client, cid, auth, 0, tone_chunks[4])
@@ -130,7 +141,7 @@ def test_post_processing_uses_the_provider_and_survives_a_bad_task(
             return conv if conv is not None and conv.revealed_at is not None else None
 
     conv = wait_for(revealed, timeout=180)
-    assert conv.processing_status == "partial"
+    assert conv.processing_status == "ready"
     with session_scope() as s:
         rows = {
             t.name: t for t in s.scalars(select(PostTask).where(PostTask.conversation_id == cid))
@@ -138,9 +149,16 @@ def test_post_processing_uses_the_provider_and_survives_a_bad_task(
     assert rows["summary"].status == "done"
     assert rows["summary"].result is not None
     assert rows["summary"].result["title"] == fake_openai.summary_title
-    assert rows["tasks"].status == "failed" and "invalid output twice" in (
-        rows["tasks"].error or ""
-    )
+    assert rows["tasks"].status == "done" and rows["tasks"].result is not None
+    assert "fake" not in str(rows["tasks"].result).lower()  # the rules' answer, not the model's
+    with session_scope() as s:
+        fallbacks = [
+            e.payload
+            for e in s.scalars(select(Event).where(Event.conversation_id == cid))
+            if e.type == "language_fallback"
+        ]
+    assert fallbacks == [{"task": "tasks", "error": fallbacks[0]["error"]}]
+    assert "invalid output twice" in fallbacks[0]["error"]
     assert rows["refinement"].status == "done"
     assert rows["refinement"].result is not None
     assert rows["refinement"].result["segments"][0]["text"] == "Fake segment 1."
