@@ -21,7 +21,7 @@ from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mina import audio, results
+from mina import audio, events, results
 from mina.db import session_scope
 from mina.errors import NotFound, PermanentError, TransientError
 from mina.insights import analytics as analytics_mod
@@ -31,7 +31,7 @@ from mina.insights.schemas import RefinementResult, SummaryResult, TasksResult
 from mina.models import CHUNK_TRANSCRIBED, Chunk, Conversation
 from mina.pipeline import runner
 from mina.pipeline.transcribe import Services, features_key, normalized_key
-from mina.providers.language import get_language
+from mina.providers.language import get_language, with_rules
 from mina.settings import Settings
 from mina.transcript import Segment, segments_from_json
 
@@ -244,15 +244,31 @@ def refinement_task(conversation_id: str, svc: Services) -> dict[str, Any]:
 
 
 def tasks_task(conversation_id: str, svc: Services) -> dict[str, Any]:
+    """Action items on the raw transcript (beside diarization); their owners are settled on
+    the diarized one before the reveal (mina.notes.settle)."""
     segments, conv = _transcript(conversation_id)
-    found = get_language(svc.settings).extract_tasks(segments, conv.created_at.date())
+    day = conv.created_at.date()
+    found, fallback = with_rules(svc.settings, "tasks", lambda p: p.extract_tasks(segments, day))
+    _record_fallback(conversation_id, "tasks", fallback)
     return _validated(TasksResult, found)
 
 
 def summary_task(conversation_id: str, svc: Services) -> dict[str, Any]:
     segments, conv = _transcript(conversation_id)
-    summary = get_language(svc.settings).summarize(segments, conv.title or None)
+    title = conv.title or None
+    summary, fallback = with_rules(svc.settings, "summary", lambda p: p.summarize(segments, title))
+    _record_fallback(conversation_id, "summary", fallback)
     return _validated(SummaryResult, summary)
+
+
+def _record_fallback(conversation_id: str, task: str, error: str | None) -> None:
+    """The model provider failed and the rules answered: the ledger says so."""
+    if error is None:
+        return
+    with session_scope() as session:
+        events.record(
+            session, conversation_id, "language_fallback", {"task": task, "error": error[:300]}
+        )
 
 
 TASKS: dict[str, Callable[[str, Services], dict[str, Any]]] = {
