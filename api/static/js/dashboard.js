@@ -144,6 +144,11 @@
     message("");
     renderList();
     loadDetail();
+    // One column (narrower screens): the detail is under the list, so bring it into view.
+    const grid = document.querySelector(".dash");
+    if (grid && getComputedStyle(grid).gridTemplateColumns.split(" ").length === 1) {
+      $("detail").scrollIntoView({ block: "start" });
+    }
   }
 
   async function loadDetail() {
