@@ -99,7 +99,7 @@ def collect(job: Job) -> dict[str, Any]:
             "transcript": {"segments": [s.model_dump() for s in segments]},
         }
         for name in ("analytics", "tasks", "summary", "refinement"):
-            out[name] = results.task_result(session, conv.id, name)
+            out[name] = results.shown(session, conv, name)
         out["status_detail"] = conversations.status_view(session, conv)
     return out
 
