@@ -51,6 +51,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     from api import results, sse
 
     app.register_blueprint(results.bp)
+    from api import notes
+
+    app.register_blueprint(notes.bp)
     app.register_blueprint(sse.bp)
     app.register_blueprint(operator_api.bp)
     from api import metrics, uploads, webhooks

@@ -146,7 +146,8 @@ def scheduler(once: bool) -> None:
     "fmt",
     type=click.Choice(["txt", "md", "srt", "vtt", "json"]),
     default="txt",
-    help="transcript format for --out",
+    help="for --out: md = meeting notes (one Markdown file), json = notes, transcript and "
+    "results as JSON files, txt/srt/vtt = the transcript",
 )
 def process(
     files: tuple[Path, ...],

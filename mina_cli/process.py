@@ -280,52 +280,32 @@ def _draw(job: Job, progress: Progress) -> None:
 
 
 def write_outputs(job: Job, out_dir: Path, fmt: str) -> list[Path]:
+    """`--format md`: one Markdown file of meeting notes. `json`: the notes, the transcript and
+    each result as JSON files. `txt`, `srt`, `vtt`: the transcript in that format."""
+    from mina import minutes
     from mina.transcript import segments_from_json
 
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = job.path.stem
-    segments = segments_from_json(job.result["transcript"]["segments"])
-    written = []
-    transcript = out_dir / f"{stem}.transcript.{fmt if fmt != 'md' else 'md'}"
+    if fmt in ("md", "json"):
+        with session_scope() as session:
+            notes = minutes.build(session, conversations.get(session, job.conversation_id))
     if fmt == "md":
-        transcript.write_text(markdown(job.result))
-    else:
-        transcript.write_text(FORMATS[fmt](segments))
-    written.append(transcript)
-    for name in ("analytics", "tasks", "summary"):
-        path = out_dir / f"{stem}.{name}.json"
-        path.write_text(json.dumps(job.result.get(name), indent=2))
-        written.append(path)
+        path = out_dir / f"{stem}.md"
+        path.write_text(minutes.markdown(notes))
+        return [path]
+    segments = segments_from_json(job.result["transcript"]["segments"])
+    transcript = out_dir / f"{stem}.transcript.{fmt}"
+    transcript.write_text(FORMATS[fmt](segments))
+    written = [transcript]
+    if fmt == "json":
+        docs: dict[str, Any] = {"notes": notes}
+        docs.update((name, job.result.get(name)) for name in ("analytics", "tasks", "summary"))
+        for name, doc in docs.items():
+            path = out_dir / f"{stem}.{name}.json"
+            path.write_text(json.dumps(doc, indent=2))
+            written.append(path)
     return written
-
-
-def markdown(result: dict[str, Any]) -> str:
-    lines: list[str] = []
-    summary = result.get("summary") or {}
-    lines.append(f"# {summary.get('title') or 'Meeting'}\n")
-    if summary:
-        lines.append(summary.get("summary", "") + "\n")
-        for heading, key in (
-            ("Key points", "key_points"),
-            ("Decisions", "decisions"),
-            ("Open questions", "open_questions"),
-        ):
-            if summary.get(key):
-                lines.append(f"## {heading}\n")
-                lines += [f"- {item}" for item in summary[key]]
-                lines.append("")
-    items = (result.get("tasks") or {}).get("items") or []
-    if items:
-        lines.append("## Action items\n")
-        for it in items:
-            extra = ", ".join(x for x in (it.get("owner"), it.get("due")) if x)
-            lines.append(f"- {it['text']}" + (f" ({extra})" if extra else ""))
-        lines.append("")
-    lines.append("## Transcript\n")
-    for s in result["transcript"]["segments"]:
-        who = f"**{s['speaker']}** " if s.get("speaker") else ""
-        lines.append(f"- `{s['start']:7.1f}s` {who}{s['text']}")
-    return "\n".join(lines) + "\n"
 
 
 def public_json(job: Job) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -71,8 +72,31 @@ def test_readable_output_and_out_dir(wav_meeting: tuple[Path, str], tmp_path: Pa
     assert "chunks transcribed" in out.stderr  # the progress bar goes to stderr
     srt = (tmp_path / "res" / "meeting.transcript.srt").read_text()
     assert "-->" in srt
-    summary = json.loads((tmp_path / "res" / "meeting.summary.json").read_text())
-    assert summary["key_points"]
+    assert [p.name for p in (tmp_path / "res").iterdir()] == ["meeting.transcript.srt"]
+
+
+def test_format_md_writes_meeting_notes_a_person_reads(
+    wav_meeting: tuple[Path, str], tmp_path: Path
+) -> None:
+    src, _ = wav_meeting
+    res = tmp_path / "res"
+    out = run_mina(["process", str(src), "--out", str(res), "--format", "md"], tmp_path / "data")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert [p.name for p in res.iterdir()] == ["meeting.md"]  # no JSON files
+    md = (res / "meeting.md").read_text()
+    assert md.startswith("# meeting\n")
+    assert re.search(r"^- \*\*Date:\*\* \d{4}-\d\d-\d\d \d\d:\d\d UTC$", md, flags=re.M)
+    assert re.search(r"^- \*\*Duration:\*\* 00:[34]\d$", md, flags=re.M), md[:300]
+    for heading in ("Summary", "Decisions", "Action items", "Speakers", "Transcript"):
+        assert f"\n## {heading}\n" in md, md
+    items = md.split("## Action items", 1)[1].split("##", 1)[0]
+    rows = re.findall(r"^\| (.+?) \| (.*?) \| (.*?) \| (\d\d:\d\d) \|$", items, flags=re.M)
+    assert rows and all(owner for _, owner, _, _ in rows), items
+    assert any(re.fullmatch(r"\d{4}-\d\d-\d\d", due) for _, _, due, _ in rows), items
+    turns = re.findall(r"^\*\*(\d\d:\d\d) (\S+):\*\* \S", md, flags=re.M)
+    assert len(turns) >= 4 and turns[0][0] == "00:00"
+    assert len({who for _, who in turns}) >= 2
+    assert not re.search(r"\d+\.\ds", md)  # no 136.3s times
 
 
 def _corrupt(tmp: Path) -> Path:
