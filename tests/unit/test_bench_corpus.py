@@ -1,0 +1,119 @@
+"""bench/corpus.py: the meeting builder's timings and the WER normalizer, on generated audio."""
+
+from __future__ import annotations
+
+import itertools
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.corpus import (
+    RATE,
+    Utterance,
+    build_meeting,
+    meeting_order,
+    normalize,
+    read_wav,
+    trim,
+    wer,
+    write_wav,
+)
+
+
+def tone(path: Path, seconds: float, hz: float, speaker: str, text: str, gain: float) -> Utterance:
+    t = np.arange(int(seconds * RATE)) / RATE
+    write_wav(path, (gain * np.sin(2 * np.pi * hz * t)).astype(np.float32))
+    return Utterance(speaker, text, path, seconds, "generated")
+
+
+@pytest.fixture()
+def utts(tmp_path: Path) -> list[Utterance]:
+    return [
+        tone(
+            tmp_path / f"u{i}.wav",
+            4.0 + i,
+            220.0 + 40 * i,
+            "ab"[i % 2],
+            f"word{i} x",
+            0.05 + i / 20,
+        )
+        for i in range(12)
+    ]
+
+
+def test_turns_pauses_and_cuts_add_up_to_the_file(tmp_path: Path, utts: list[Utterance]) -> None:
+    m = build_meeting(utts, out=tmp_path / "m.wav", seed=3, lead_in=5.0, long_pause=(4, 7.0))
+    with wave.open(str(m.wav)) as w:
+        assert w.getframerate() == RATE
+        assert abs(w.getnframes() / RATE - m.seconds) < 1e-3
+    assert m.turns[0].start == pytest.approx(5.0, abs=1e-3)
+    assert m.pauses[0] == pytest.approx((0.0, 5.0), abs=1e-3)
+    for turn, utt in zip(m.turns, utts, strict=True):
+        assert turn.end - turn.start == pytest.approx(utt.seconds, abs=1e-3)
+        assert turn.speaker == utt.speaker and turn.text == utt.text
+    gaps = [b.start - a.end for a, b in zip(m.turns, m.turns[1:], strict=False)]
+    assert gaps[3] == pytest.approx(7.0, abs=1e-3)
+    assert all(0.15 - 1e-3 <= g <= 0.8 + 1e-3 for i, g in enumerate(gaps) if i != 3)
+    assert m.cuts == [30.0 * k for k in range(1, int(m.seconds // 30) + 1)]
+    assert m.in_speech(m.turns[2].start + 0.1) and not m.in_speech(1.0)
+
+
+def test_every_turn_is_loudness_normalized(tmp_path: Path, utts: list[Utterance]) -> None:
+    m = build_meeting(utts, out=tmp_path / "m.wav")
+    samples = read_wav(m.wav)
+    levels = [
+        np.sqrt(np.mean(samples[int(t.start * RATE) + 100 : int(t.end * RATE) - 100] ** 2))
+        for t in m.turns
+    ]
+    assert max(levels) / min(levels) < 1.05
+    # The silence between turns stays silent.
+    p = m.pauses[1]
+    assert np.abs(samples[int(p[0] * RATE) + 10 : int(p[1] * RATE) - 10]).max() == 0.0
+
+
+def test_same_seed_same_meeting_other_seed_other_pauses(
+    tmp_path: Path, utts: list[Utterance]
+) -> None:
+    a = build_meeting(utts, out=tmp_path / "a.wav", seed=1)
+    b = build_meeting(utts, out=tmp_path / "b.wav", seed=1)
+    c = build_meeting(utts, out=tmp_path / "c.wav", seed=2)
+    assert a.turns == b.turns and a.wav.read_bytes() == b.wav.read_bytes()
+    assert a.turns != c.turns
+
+
+def test_meeting_order_alternates_speakers(utts: list[Utterance]) -> None:
+    order = meeting_order(utts, ("a", "b"), minutes=1.0, seed=0)
+    assert sum(u.seconds for u in order) >= 60.0
+    assert all(x.speaker != y.speaker for x, y in itertools.pairwise(order))
+    with pytest.raises(ValueError, match="no utterances"):
+        meeting_order(utts, ("a", "c"), minutes=1.0, seed=0)
+
+
+def test_trim_drops_silence_around_speech() -> None:
+    speech = 0.3 * np.sin(np.arange(RATE) * 0.05).astype(np.float32)
+    padded = np.concatenate([np.zeros(RATE), speech, np.zeros(2 * RATE)]).astype(np.float32)
+    assert abs(len(trim(padded)) / RATE - 1.1) < 0.05
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Mr. Smith paid $25, OK?", "mister smith paid twenty five okay"),
+        ("Press 1, or #.", "press one or pound"),
+        (
+            "It's 2,300 people; 100% sure — um, the 3rd",
+            "its two thousand three hundred people one hundred percent sure the three",
+        ),
+        ("Self-substantial fuel", "self substantial fuel"),
+    ],
+)
+def test_normalize(text: str, expected: str) -> None:
+    assert normalize(text) == expected
+
+
+def test_wer_counts_after_normalizing() -> None:
+    assert wer("Press 1 for sales.", "press one for sales") == 0.0
+    assert wer("a b c d", "a x c") == pytest.approx(0.5)
+    assert wer("", "") == 0.0 and wer("", "hello") == 1.0
