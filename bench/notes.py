@@ -307,6 +307,44 @@ def score_items(
     return s, notes
 
 
+SENTENCES = ["I'll send it {due}.", "Could you check the numbers {due}?", "Let me fix that {due}."]
+
+
+def parsers(day: dt.date) -> None:
+    """Due phrases as written (no speech recognition): mina.insights.dates against dateparser
+    (relative dates preferred in the future, the meeting day as the base)."""
+    from mina.insights import dates
+
+    try:
+        from dateparser.search import search_dates
+    except ImportError:
+        print("due phrases: dateparser is not installed (pip install dateparser), skipped")
+        return
+    base = dt.datetime.combine(day, dt.time(12))
+    settings: Any = {"PREFER_DATES_FROM": "future", "RELATIVE_BASE": base}
+    ours = theirs = total = 0
+    wrong: list[str] = []
+    for phrase, want in due_phrases(day):
+        if not phrase:
+            continue
+        for template in SENTENCES:
+            text = template.format(due=phrase)
+            total += 1
+            got = dates.find_due(text, day)
+            ours += (got[0] if got else None) == want
+            found = search_dates(text, languages=["en"], settings=settings)
+            other = found[0][1].date() if found else None
+            theirs += other == want
+            if other != want and template == SENTENCES[0]:
+                wrong.append(f"{phrase!r}: dateparser {other}, want {want}")
+    print(
+        f"due phrases as written: mina.insights.dates {ours}/{total} = {ours / total:.2f}, "
+        f"dateparser {theirs}/{total} = {theirs / total:.2f}"
+    )
+    for line in wrong:
+        print(f"  {line}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seed", type=int, default=7)
@@ -315,6 +353,7 @@ def main() -> None:
     ap.add_argument("--tag", default="run", help="name of the cached result set")
     args = ap.parse_args()
     day = dt.datetime.now(dt.UTC).date()
+    parsers(day)
     rng = random.Random(args.seed)
     meetings = [plan(key, voices, rng, day) for key, voices in VOICE_SETS]
     work = args.cache / f"seed{args.seed}"

@@ -9,7 +9,7 @@ Conventions (weeks run Monday to Sunday):
 - "end of (the/this) week", "EOW"               -> the coming Friday (the meeting date if Friday)
 - "end of next week" / "next week"              -> Friday / Monday of next week
 - "end of (the/this) month" / "next month"      -> last day of the month / first of next month
-- "in 3 days", "in two weeks"                   -> +3 days / +14 days
+- "in/within 3 days", "in two weeks"            -> +3 days / +14 days
 - "March 3rd", "3rd of March", "on March 3"     -> that date in the meeting's year, or the next
   year when it is already past; ISO dates ("2026-12-01") as written.
 """
@@ -70,7 +70,7 @@ _RULES: list[tuple[str, re.Pattern[str]]] = [
     ("next_weekday", re.compile(rf"\bnext ({_WD})\b")),
     ("weekday", re.compile(rf"\b({_WD})\b")),
     ("next_week", re.compile(r"\bnext week\b")),
-    ("in_days", re.compile(rf"\bin ({_NUM}) (day|week)s?\b")),
+    ("in_days", re.compile(rf"\b(?:in|within) ({_NUM}) (day|week)s?\b")),
 ]
 
 

@@ -53,6 +53,7 @@ _CHATTER = re.compile(
 )
 # A person addressed by name: "Bob, can you ...", "Thanks, Alice."
 _VOCATIVE = re.compile(r"(?:^|,\s+)([A-Z][a-z]+)(?=[,.!?]|$)")
+_MIN_PROBABILITY = 0.5
 _SUGGESTION = re.compile(r"^(?:how about|what about|why not|maybe|perhaps)\b", re.I)
 
 
@@ -64,6 +65,8 @@ class _Sentence:
     segment: int
     terms: list[str]
     score: float = 0.0
+    #: a complete sentence, not a fragment or a garbled line: only these are shown
+    sound: bool = True
 
 
 def _stem(word: str) -> str:
@@ -86,9 +89,26 @@ def _sentences(segments: Sequence[Segment]) -> list[_Sentence]:
     out: list[_Sentence] = []
     for i, seg in enumerate(segments):
         cleaned, _ = clean_text(seg.text)
-        for sentence in textrules.split_sentences(cleaned):
-            out.append(_Sentence(sentence, seg.speaker, seg.start, i, _terms(sentence)))
+        unsure = _unsure(seg)
+        for piece in textrules.split_sentences(cleaned):
+            sentence = _tidy(piece)
+            sound = not unsure and textrules.complete(sentence)
+            out.append(_Sentence(sentence, seg.speaker, seg.start, i, _terms(sentence), 0, sound))
     return out
+
+
+def _tidy(piece: str) -> str:
+    """A piece of a long unpunctuated run as a sentence: capitalized, with its full stop."""
+    piece = piece.strip()
+    if piece and piece[-1] not in ".?!":
+        piece += "?" if textrules.is_question(piece) else "."
+    return piece[:1].upper() + piece[1:]
+
+
+def _unsure(seg: Segment) -> bool:
+    """Whisper was unsure of the segment's words (mean word probability under 0.5)."""
+    probs = [w.probability for w in seg.words or [] if w.probability is not None]
+    return bool(probs) and sum(probs) / len(probs) < _MIN_PROBABILITY
 
 
 def _score(sentences: list[_Sentence]) -> Counter[str]:
@@ -97,7 +117,7 @@ def _score(sentences: list[_Sentence]) -> Counter[str]:
     n = len(sentences)
     weight = Counter({t: math.log1p(tf[t]) * math.log(1 + n / df[t]) for t in tf})
     for k, s in enumerate(sentences):
-        if len(textrules.words(s.text)) < 4 or _CHATTER.search(s.text):
+        if len(textrules.words(s.text)) < 4 or _CHATTER.search(s.text) or not s.sound:
             s.score = 0.0
             continue
         s.score = sum(weight[t] for t in set(s.terms)) / math.sqrt(1 + len(s.terms))
@@ -167,6 +187,12 @@ def _title(sentences: list[_Sentence], weight: Counter[str], hint: str | None) -
     return title[0].upper() + title[1:]
 
 
+def _fallback(sentences: list[_Sentence]) -> str:
+    """The summary when no sentence scored: the longest sound one, else a plain statement."""
+    sound = [s.text for s in sentences if s.sound]
+    return max(sound, key=len) if sound else "Nothing that reads as a complete sentence was said."
+
+
 def summarize(segments: Sequence[Segment], title_hint: str | None = None) -> SummaryResult:
     """Extractive summary of `segments`."""
     sentences = _sentences(segments)
@@ -182,12 +208,15 @@ def summarize(segments: Sequence[Segment], title_hint: str | None = None) -> Sum
     key_count = min(8, max(3, round(len(sentences) / 8)))
     key_points = _top(sentences, key_count)
     summary = " ".join(s.text for s in _top(sentences, min(4, max(2, len(sentences) // 10))))
-    decisions = list(dict.fromkeys(s.text for s in sentences if _DECISION.search(s.text)))
+    decisions = list(
+        dict.fromkeys(s.text for s in sentences if s.sound and _DECISION.search(s.text))
+    )
     open_questions = list(
         dict.fromkeys(
             s.text
             for k, s in enumerate(sentences)
-            if textrules.is_question(s.text)
+            if s.sound
+            and textrules.is_question(s.text)
             and len(textrules.words(s.text)) >= 4
             and not _CHATTER.search(s.text)
             and not _answered(sentences, k)
@@ -195,7 +224,7 @@ def summarize(segments: Sequence[Segment], title_hint: str | None = None) -> Sum
     )
     result = SummaryResult(
         title=_title(sentences, weight, title_hint),
-        summary=summary or sentences[0].text,
+        summary=summary or _fallback(sentences),
         key_points=[s.text for s in key_points],
         decisions=decisions,
         open_questions=open_questions,

@@ -16,6 +16,7 @@ auxiliary verb ("what", "how", "can", "do", "is", ...).
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 
@@ -144,6 +145,12 @@ AUX_WORDS = frozenset(
 )
 QUESTION_STARTERS = WH_WORDS | AUX_WORDS
 
+# Words a complete sentence cannot end on.
+_OPEN_ENDINGS = frozenset(
+    """a an the and or but to of in on at for with from by as that which if because so than my
+    your our their his her its""".split()  # noqa: SIM905
+)
+
 # Discourse markers where a long unpunctuated run is cut into sentences.
 _BREAK_WORDS = frozenset({"okay", "ok", "so", "alright", "anyway", "now", "but", "also"})
 _LONG_RUN = 35
@@ -256,3 +263,42 @@ PAST = re.compile(
     r"thursday|quarter)|already|ago|earlier today|this morning)\b",
     re.I,
 )
+
+_SUBJECTS = frozenset(
+    """i you he she it we they there this that these those who what everyone everybody someone
+    nobody people""".split()  # noqa: SIM905
+)
+_OBJECT_START = frozenset({"me", "him", "us", "them"})
+_LONE_GARBLE = AUX_WORDS | {"i", "and", "but", "or", "the", "a", "an", "to", "of"}
+
+
+def _has_verb(tokens: Sequence[str]) -> bool:
+    return any(
+        t in AUX_WORDS
+        or t in _SUBJECTS
+        or "'" in t
+        or (len(t) > 4 and t.endswith(("ed", "es")))
+        or t in {"let's", "need", "needs", "think", "want", "go", "goes", "know", "get", "got"}
+        for t in tokens
+    )
+
+
+def complete(sentence: str) -> bool:
+    """A sentence a reader can take as it is: it starts with a capital, ends with . ? or !,
+    does not end on a word that leaves it open ("... and the."), holds a verb or a subject
+    (not a list of nouns), and shows no sign of garbled speech recognition: a sentence opening
+    with an object pronoun ("Me are the tests ready"), "I" before a capitalized word ("send
+    the budget I Wednesday"), or a function word alone between commas ("..., may, can you")."""
+    s = sentence.strip()
+    if not s or not s[0].isupper() or s[-1] not in ".?!":
+        return False
+    raw = words(s)
+    tokens = [norm(w) for w in raw]
+    if len(tokens) < 3 or tokens[-1] in _OPEN_ENDINGS or tokens[0] in _OBJECT_START:
+        return False
+    if not _has_verb(tokens):
+        return False
+    if any(a == "I" and b[0].isupper() and b != "I" for a, b in itertools.pairwise(raw)):
+        return False
+    pieces = [p.strip() for p in s.rstrip(".?!").split(",")]
+    return not any(len(p.split()) == 1 and norm(p) in _LONE_GARBLE for p in pieces[1:])
