@@ -11,6 +11,8 @@
   const sliceSeconds = parseFloat(root.dataset.sliceSeconds) || 30;
   const maxBytes = parseInt(root.dataset.maxChunkBytes, 10);
   const maxSeconds = parseFloat(root.dataset.maxChunkSeconds);
+  // A file up to this much longer than a slice is sent whole (no 2 s piece at the end).
+  const SLICE_SLACK = 5;
   const token = new URLSearchParams(location.search).get("token");
   const TASKS = MinaLedger.TASKS;
   const TASK_LABELS = {
@@ -291,17 +293,29 @@
     if (!file) return;
     showError("");
     const seconds = await Recording.probeSeconds(file);
-    const fits = file.size <= maxBytes && (!isFinite(seconds) || seconds <= maxSeconds);
+    const known = isFinite(seconds);
+    const fits = file.size <= maxBytes && (!known || seconds <= maxSeconds);
+    // A recording longer than one slice is handled like a recorded meeting: cut here into
+    // slice-long pieces that are transcribed in parallel, as the recorder's slices are.
+    const oneSlice = known && seconds <= sliceSeconds + SLICE_SLACK;
     try {
-      if (fits) {
-        await queue.add(file, file.name, isFinite(seconds) ? seconds : null);
-      } else {
+      let pieces = null;
+      if (!oneSlice) {
         $("rec-note").textContent = "Cutting the recording into pieces…";
-        const pieces = await Recording.cutToWav(file, Math.min(sliceSeconds, maxSeconds));
+        try {
+          pieces = await Recording.cutToWav(file, Math.min(sliceSeconds, maxSeconds));
+        } catch (err) {
+          if (!fits) throw err;  // the browser cannot decode it: the server may, whole
+        }
+      }
+      if (pieces === null) {
+        await queue.add(file, file.name, known ? seconds : null);
+      } else {
         for (const piece of pieces) {
           if (piece.blob.size > maxBytes) throw new Error("a piece is still larger than the upload limit");
           await queue.add(piece.blob, null, piece.seconds);
         }
+        $("rec-note").textContent = `Uploading the recording in ${pieces.length} pieces.`;
       }
     } catch (err) {
       showError(`This file cannot be uploaded: ${err.message || err}`);
