@@ -157,3 +157,14 @@ def learn(segments: Sequence[Segment]) -> list[Learned]:
         taken_speakers.add(speaker)
         taken_names.add(name)
     return sorted(out, key=lambda learned: learned.speaker)
+
+
+def mentioned(segments: Sequence[Segment]) -> set[str]:
+    """Names said at least twice: a name said once that nobody answers to may be a misheard
+    word ("Name, can you ...")."""
+    counts: dict[str, int] = defaultdict(int)
+    for seg in segments:
+        for word in re.findall(_NAME, seg.text):
+            if is_name(word):
+                counts[word] += 1
+    return {name for name, n in counts.items() if n >= 2}

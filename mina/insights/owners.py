@@ -5,8 +5,9 @@ An item carries how it was said (`owner_basis`, set by the extraction):
 - `request` ("Omar, can you ...?", "could you ..."): the other speaker who accepts it ("Sure",
   "will do", "I'll ...") in the next two turns within 30 s owns it; without an answer, the
   speaker known by the name addressed (`addressee`, through the names learned or given), else
-  that name itself; else no owner;
-- `named` ("Omar will ..."): the speaker known by that name, else the name;
+  that name itself when it is said at least twice (a name said once that nobody answers to
+  may be a misheard word); else no owner;
+- `named` ("Omar will ..."): the speaker known by that name, else the name (said twice);
 - `team` ("we need to ...", "let's ..."): "team", because the words say so.
 A name only becomes an owner when it passes `names.is_name` (never a sentence word or a
 misheard fragment such as "Name"). `owner_speaker` is the speaker's label; `owner` is what is
@@ -84,6 +85,7 @@ def settle(
     """`items` with `owner_speaker` and `owner` decided on `segments`; `known` maps speaker
     labels to names (learned or given)."""
     pieces = _pieces(segments)
+    said_twice = names_mod.mentioned(segments)
     by_name = {name: speaker for speaker, name in known.items()}
     out = []
     for item in items:
@@ -102,7 +104,7 @@ def settle(
             name = item.addressee if item.addressee and names_mod.is_name(item.addressee) else None
             if speaker is None and name is not None:
                 speaker = by_name.get(name)
-                owner = None if speaker else name
+                owner = None if speaker or name not in said_twice else name
             if speaker is not None and speaker == here and basis == "request":
                 speaker, owner = None, name  # nobody asks themselves
         else:  # no basis: an item from elsewhere keeps its owner if it is a person

@@ -127,7 +127,8 @@ class _Sentence:
         guess = round(min(self.end, self.start + offset * self.rate), 2)
         token = textrules.words(self.text[offset:])[:1]
         if token and self.words:
-            same = [w for w in self.words if textrules.norm(w.text) == textrules.norm(token[0])]
+            want = textrules.norm(token[0])
+            same = [w for w in self.words if textrules.norm(w.text.strip()) == want]
             if same:
                 return round(min(same, key=lambda w: abs(w.start - guess)).start, 2)
         return guess

@@ -126,8 +126,18 @@ def test_request_answered_by_another_speaker_gets_an_owner() -> None:
     ],
 )
 def test_owner_resolution(text: str, owner: str) -> None:
-    (item,) = extract_tasks([seg(0, 2, text, "S1")], MONDAY).items
+    # nobody answers: the name addressed owns it once it is said again ("Thanks, Bob")
+    closing = seg(2, 3, f"Thanks, {owner}.", "S2")
+    (item,) = extract_tasks([seg(0, 2, text, "S1"), closing], MONDAY).items
     assert item.owner == owner
+
+
+@pytest.mark.parametrize(
+    "text", ["Hey Bob, could you send me the invoice", "Name, please sign the lease"]
+)
+def test_a_name_said_once_that_nobody_answers_to_owns_nothing(text: str) -> None:
+    (item,) = extract_tasks([seg(0, 2, text, "S1")], MONDAY).items
+    assert item.owner is None and item.addressee == text.split(",")[0].split()[-1]
 
 
 @pytest.mark.parametrize(
@@ -246,6 +256,8 @@ def test_a_sentence_split_across_segments_keeps_its_due_date() -> None:
     split = [
         seg(30.0, 36.9, "Me are the tests ready? Most of them are, I'll send the report"),
         seg(36.9, 43.1, "by Friday. Bob, can you update the roadmap by next Monday?"),
+        seg(43.1, 45.0, "Yes, I can do that."),
+        seg(45.0, 47.0, "Thanks, Bob."),
     ]
     items = {i.text: i for i in extract_tasks(split, MONDAY).items}
     report = items["Send the report by Friday"]

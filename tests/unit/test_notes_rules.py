@@ -1,0 +1,252 @@
+"""Rules of the notes: names from the conversation, owners, what is not an action item, sound
+summary sentences. Phrasings differ from bench/notes.py's templates on purpose."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from mina.insights import dates, names, owners
+from mina.insights.schemas import ActionItem
+from mina.insights.summary import summarize
+from mina.insights.tasks import extract_tasks
+from mina.insights.text import complete
+from mina.transcript import Segment, Word
+
+DAY = dt.date(2026, 11, 25)  # a Wednesday
+
+
+def seg(start: float, end: float, text: str, speaker: str | None = None) -> Segment:
+    return Segment(start=start, end=end, text=text, speaker=speaker)
+
+
+# ---------------------------------------------------------------------------- names
+
+
+def test_a_self_introduction_names_its_speaker() -> None:
+    found = names.learn(
+        [seg(0, 3, "Hey all, my name is Greta and I run support.", "S2"), seg(3, 5, "Hi.", "S1")]
+    )
+    assert [(n.speaker, n.name) for n in found] == [("S2", "Greta")]
+    assert found[0].confidence == 1.0
+
+
+def test_a_name_in_address_belongs_to_the_next_speaker() -> None:
+    found = names.learn(
+        [
+            seg(0, 3, "Hugo, could you look at the outage report?", "S1"),
+            seg(3, 5, "Yes, give me an hour.", "S3"),
+            seg(5, 8, "Thanks, Hugo. Anything else?", "S1"),
+            seg(8, 9, "No.", "S3"),
+        ]
+    )
+    assert [(n.speaker, n.name) for n in found] == [("S3", "Hugo")]
+    assert 0.5 <= found[0].confidence <= 1.0
+
+
+def test_one_address_is_less_sure_than_an_introduction() -> None:
+    found = names.learn([seg(0, 3, "Hugo, could you start?", "S1"), seg(3, 5, "Sure.", "S2")])
+    assert [(n.speaker, n.name, n.confidence) for n in found] == [("S2", "Hugo", 0.5)]
+
+
+def test_sentence_words_fillers_and_days_are_not_names() -> None:
+    found = names.learn(
+        [
+            seg(0, 3, "Um, so, Okay, this is Monday and I'm Sure about it.", "S1"),
+            seg(3, 5, "Well, Name, can you go?", "S2"),
+            seg(5, 6, "Yes.", "S1"),
+        ]
+    )
+    assert {n.name for n in found} <= {"Name"}  # a capitalized word in address is all we have
+    assert not names.is_name("Monday") and not names.is_name("Um") and not names.is_name("So")
+
+
+def test_words_speakers_win_over_the_segments() -> None:
+    words = [
+        Word(start=0.0, end=0.3, text=" Thanks,", speaker="S1"),
+        Word(start=0.3, end=0.6, text=" Rosa.", speaker="S1"),
+        Word(start=0.9, end=1.2, text=" Sure.", speaker="S2"),
+    ]
+    found = names.learn(
+        [Segment(start=0, end=1.2, text="Thanks, Rosa. Sure.", speaker="S1", words=words)]
+    )
+    assert [(n.speaker, n.name) for n in found] == [("S2", "Rosa")]
+
+
+# ---------------------------------------------------------------------------- owners
+
+
+def item(basis: str, at: float, addressee: str | None = None) -> ActionItem:
+    return ActionItem(
+        text="Renew the domain",
+        owner_basis=basis,  # type: ignore[arg-type]
+        addressee=addressee,
+        source_time=at,
+        confidence=0.7,
+    )
+
+
+TALK = [
+    seg(0, 4, "Can you renew the domain before it lapses?", "S1"),
+    seg(4, 5, "Sure, I'm on it.", "S2"),
+    seg(5, 9, "I'll renew the domain myself then.", "S3"),
+]
+
+
+def test_the_speaker_who_commits_owns_it() -> None:
+    [settled] = owners.settle([item("commitment", 5.5)], TALK, {"S3": "Ivo"})
+    assert (settled.owner_speaker, settled.owner) == ("S3", "Ivo")
+
+
+def test_the_one_asked_who_accepts_owns_it() -> None:
+    [settled] = owners.settle([item("request", 0.2)], TALK, {})
+    assert (settled.owner_speaker, settled.owner) == ("S2", "S2")
+
+
+def test_a_request_nobody_accepts_goes_to_the_name_addressed_or_nobody() -> None:
+    talk = [
+        seg(0, 4, "Lucia, can you renew the domain?", "S1"),
+        seg(4, 6, "What domain?", "S2"),
+        seg(6, 8, "The blog's, Lucia.", "S1"),
+    ]
+    [named] = owners.settle([item("request", 0.1, "Lucia")], talk, {})
+    assert (named.owner_speaker, named.owner) == (None, "Lucia")
+    [known] = owners.settle([item("request", 0.1, "Lucia")], talk, {"S2": "Lucia"})
+    assert (known.owner_speaker, known.owner) == ("S2", "Lucia")
+    [nobody] = owners.settle([item("request", 0.1, "Name")], talk, {})  # a misheard fragment
+    assert (nobody.owner_speaker, nobody.owner) == (None, None)
+
+
+def test_team_only_when_the_words_say_so() -> None:
+    [team] = owners.settle([item("team", 0.1)], TALK, {})
+    assert team.owner == "team" and team.owner_speaker is None
+    [other] = owners.settle([item("commitment", 50.0)], TALK, {})  # no speaker there
+    assert other.owner is None
+
+
+def test_word_times_place_a_commitment_inside_a_two_speaker_segment() -> None:
+    words = [
+        Word(start=10.0, end=10.4, text=" Perfect.", speaker="S1"),
+        Word(start=10.9, end=11.1, text=" I'll", speaker="S2"),
+        Word(start=11.1, end=11.4, text=" book", speaker="S2"),
+        Word(start=11.4, end=11.6, text=" the", speaker="S2"),
+        Word(start=11.6, end=12.0, text=" room.", speaker="S2"),
+    ]
+    talk = [
+        Segment(start=10, end=12, text="Perfect. I'll book the room.", speaker="S1", words=words)
+    ]
+    found = extract_tasks(talk, DAY).items
+    assert [(i.text, i.owner_speaker) for i in found] == [("Book the room", "S2")]
+
+
+def test_extracted_owners_follow_the_conversation() -> None:
+    talk = [
+        seg(0, 3, "Morning, I'm Ines.", "S1"),
+        seg(3, 6, "Hi Ines, Pavel here. Ines, would you send the minutes tonight?", "S2"),
+        seg(6, 7, "Of course.", "S1"),
+        seg(7, 10, "And I will order the new badges on Friday.", "S2"),
+    ]
+    got = {i.text: (i.owner, i.due) for i in extract_tasks(talk, DAY).items}
+    assert got == {
+        "Send the minutes tonight": ("Ines", "2026-11-25"),
+        "Order the new badges on Friday": ("Pavel", "2026-11-27"),
+    }
+
+
+# ---------------------------------------------------------------------------- not items
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "We've decided we will go with the cheaper vendor.",  # a decision
+        "So we agreed to freeze hiring until spring.",
+        "I already sent the slides to the board.",  # past events
+        "Yesterday I said I will call the lawyer.",
+        "Are we going to need a bigger room?",  # questions
+        "Will we have to rewrite the parser?",
+        "The warehouse holds nine hundred pallets.",  # a fact
+        "I'll work on it this afternoon.",  # nothing to do but a time
+        "We need to decide today.",
+        "I'll be honest with you.",  # meeting talk
+    ],
+)
+def test_not_action_items(text: str) -> None:
+    assert extract_tasks([seg(0, 5, text, "S1")], DAY).items == []
+
+
+def test_a_request_phrased_as_a_question_is_an_item() -> None:
+    found = extract_tasks(
+        [
+            seg(0, 4, "Could you archive the old tickets by Monday, Bea?", "S1"),
+            seg(4, 5, "Yes.", "S2"),
+        ],
+        DAY,
+    ).items
+    assert [(i.text, i.addressee, i.owner_speaker, i.due) for i in found] == [
+        ("Archive the old tickets by Monday", "Bea", "S2", "2026-11-30")
+    ]
+
+
+# ---------------------------------------------------------------------------- dates
+
+
+@pytest.mark.parametrize(
+    ("phrase", "expected"),
+    [
+        ("within two days", "2026-11-27"),
+        ("within 3 weeks", "2026-12-16"),
+        ("in a week", "2026-12-02"),
+    ],
+)
+def test_within_and_in_a_span(phrase: str, expected: str) -> None:
+    found = dates.find_due(f"I'll finish it {phrase}.", DAY)
+    assert found is not None and found[0].isoformat() == expected
+
+
+# ---------------------------------------------------------------------------- summary
+
+
+@pytest.mark.parametrize(
+    ("sentence", "sound"),
+    [
+        ("The quarterly numbers look better than we feared.", True),
+        ("Budget, headcount and the offsite.", False),  # a list of nouns
+        ("Him are the contracts signed yet?", False),  # garbled recognition
+        ("Ship the budget I Tuesday, will, can you check?", False),
+        ("We should hire two more people and the.", False),  # left open
+    ],
+)
+def test_complete_sentences(sentence: str, sound: bool) -> None:
+    assert complete(sentence) is sound
+
+
+def test_summary_never_shows_a_garbled_or_unsure_line() -> None:
+    unsure = [
+        Word(start=10 + k, end=10.5 + k, text=f" {w}", probability=0.2)
+        for k, w in enumerate(
+            ["The", "vendor", "delivery", "slipped", "by", "two", "weeks", "again"]
+        )
+    ]
+    talk = [
+        seg(0, 5, "The vendor delivery slipped by two weeks, which hurts the launch plan.", "S1"),
+        seg(5, 10, "Vendor, launch, delivery, plan, budget.", "S2"),
+        Segment(
+            start=10,
+            end=18,
+            text="The vendor delivery slipped by two weeks again.",
+            speaker="S1",
+            words=unsure,
+        ),
+        seg(18, 24, "Me are the vendor delivery dates in the launch plan?", "S2"),
+        seg(
+            24, 30, "We decided to move the launch plan to the spring because of the vendor.", "S1"
+        ),
+    ]
+    result = summarize(talk)
+    shown = [result.summary, *result.key_points, *result.decisions, *result.open_questions]
+    assert not any("Vendor, launch" in s or "Me are" in s or "again" in s for s in shown), shown
+    assert result.decisions == [
+        "We decided to move the launch plan to the spring because of the vendor."
+    ]
