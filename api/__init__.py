@@ -7,7 +7,7 @@ import logging
 
 from flask import Flask
 
-from api import errors
+from api import errors, inputs
 from api.context import AppServices
 from api.extensions import socketio, spec
 from mina import db, events
@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(metrics.bp)
     errors.register(app)
+    inputs.register(app)  # no NUL or lone surrogate in any text input
     spec.register(app)
     socketio.init_app(
         app,

@@ -16,6 +16,7 @@ from flask_socketio import SocketIO, join_room, leave_room
 from pydantic import ValidationError as PydanticValidationError
 
 from api.context import services
+from api.inputs import find_bad_text, refuse
 from api.schemas import JoinRequest, LeaveRequest
 from mina import conversations, events
 from mina.db import session_scope
@@ -56,6 +57,9 @@ def _wait_listening() -> None:
 def on_join(data: Any = None) -> dict[str, Any]:
     if not isinstance(data, dict):
         return _refuse(ValidationError("join takes an object", code="invalid"), {})
+    bad = find_bad_text(data, "join")
+    if bad is not None:
+        return _refuse(refuse(bad), {})
     try:
         req = JoinRequest.model_validate(data)
     except PydanticValidationError as exc:

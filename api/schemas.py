@@ -8,6 +8,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mina.insights.schemas import AnalyticsResult
 
+# Bounds of every number a request carries: what PostgreSQL's bigint and Python's datetime hold,
+# so an out-of-range value is a 400 here and never an overflow (a 500) in a query.
+MAX_EVENT_ID = 2**63 - 1  # event ids are bigint
+MAX_INDEX = 100_000  # chunk indexes (MINA_MAX_INDEX's default; the setting is checked too)
+MAX_OFFSET = 10_000_000  # operator list paging
+MAX_SECONDS = 10 * 365 * 86_400.0  # ten years: any age or idle time worth asking about
+MAX_UPLOAD_BYTES = 2**40  # announced sizes (MINA_MAX_CHUNK_BYTES is checked too: 413)
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -24,24 +32,31 @@ class ErrorResponse(BaseModel):
 
 class CreateConversation(Strict):
     title: str | None = Field(None, max_length=200)
+    language: str | None = Field(
+        None,
+        max_length=8,
+        description="spoken language: a Whisper code (en, es, de, …) or `auto` to detect it; "
+        "default MINA_LANGUAGE",
+    )
 
 
 class ConversationCreated(BaseModel):
     id: str
     token: str = Field(description="shown once; stored hashed")
     title: str
+    language: str | None = Field(description="null until detected when `auto`")
     participant_url: str
     status: str
 
 
 class FinishRequest(Strict):
-    expected_chunks: int | None = Field(None, ge=0, le=100_000)
+    expected_chunks: int | None = Field(None, ge=0, le=MAX_INDEX + 1)
 
 
 class ChunkUploadForm(BaseModel):
     """multipart/form-data: `file` (the audio) and `index` (0-based sequence number)."""
 
-    index: int = Field(ge=0)
+    index: int = Field(ge=0, le=MAX_INDEX)
     file: bytes = Field(json_schema_extra={"format": "binary"})
 
 
@@ -91,7 +106,7 @@ class TranscriptQuery(BaseModel):
 
 
 class EventsQuery(BaseModel):
-    after: int = Field(0, ge=0)
+    after: int = Field(0, ge=0, le=MAX_EVENT_ID)
     limit: int = Field(500, ge=1, le=5000)
 
 
@@ -122,7 +137,7 @@ class JoinRequest(BaseModel):
     conversation_id: str | None = Field(None, min_length=1, max_length=64)
     room: Literal["operators"] | None = None
     token: str | None = Field(None, max_length=500)
-    after: int = Field(0, ge=0)
+    after: int = Field(0, ge=0, le=MAX_EVENT_ID)
 
 
 class LeaveRequest(BaseModel):
@@ -133,7 +148,7 @@ class LeaveRequest(BaseModel):
 class EventStreamQuery(BaseModel):
     """`Last-Event-ID` (header) wins over `after`; `token` if no Authorization header."""
 
-    after: int = Field(0, ge=0)
+    after: int = Field(0, ge=0, le=MAX_EVENT_ID)
     token: str | None = None
 
 
@@ -156,9 +171,9 @@ class OperatorListQuery(BaseModel):
     processing_status: str | None = Field(None, description="comma-separated")
     stuck: bool = Field(False, description="not terminal and idle for > stuck_seconds")
     failed: bool = Field(False, description="a failed chunk or task, or a failed/partial result")
-    stuck_seconds: float | None = Field(None, gt=0)
+    stuck_seconds: float | None = Field(None, gt=0, le=MAX_SECONDS, allow_inf_nan=False)
     limit: int = Field(50, ge=1, le=200)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
     cursor: str | None = Field(None, max_length=300)
     token: str | None = None
 
@@ -235,6 +250,11 @@ class ChunkDetail(BaseModel):
     started_at: str | None
     finished_at: str | None
     transcribe_seconds: float | None
+    warnings: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="what operators should know, e.g. {kind: inaudible, start, end, message}: "
+        "speech that could not be transcribed (times in seconds within the chunk)",
+    )
 
 
 class TaskDetail(BaseModel):

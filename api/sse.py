@@ -20,10 +20,11 @@ from spectree import Response as Resp
 
 from api.context import services
 from api.results import token
-from api.schemas import ErrorResponse, EventStreamQuery
+from api.schemas import MAX_EVENT_ID, ErrorResponse, EventStreamQuery
 from api.streaming import documented, parse_query
 from mina import conversations, events
 from mina.db import session_scope
+from mina.errors import ValidationError
 from mina.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,8 +54,11 @@ def stream(conversation_id: str) -> Response:
 
 
 def _last_event_id(header: str | None, after: int) -> int:
-    if header and header.strip().isdigit():
-        return int(header.strip())
+    value = (header or "").strip()
+    if value.isascii() and value.isdigit():
+        if len(value) > 19 or int(value) > MAX_EVENT_ID:
+            raise ValidationError("Last-Event-ID is not an event id", code="invalid_query")
+        return int(value)
     return after
 
 

@@ -9,7 +9,7 @@ from spectree import Response as Resp
 from api.context import services
 from api.extensions import spec
 from api.participant import ERRORS, _authorized, chunk_accepted, json_body
-from api.schemas import ChunkAccepted, ErrorResponse
+from api.schemas import MAX_INDEX, MAX_UPLOAD_BYTES, ChunkAccepted, ErrorResponse
 from mina import ingest, presign
 
 bp = Blueprint("uploads", __name__, url_prefix="/api/conversations")
@@ -18,8 +18,8 @@ bp = Blueprint("uploads", __name__, url_prefix="/api/conversations")
 class PresignRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    index: int = Field(ge=0, le=100_000)
-    size: int = Field(gt=0, description="bytes the PUT will send")
+    index: int = Field(ge=0, le=MAX_INDEX)
+    size: int = Field(gt=0, le=MAX_UPLOAD_BYTES, description="bytes the PUT will send")
     content_type: str = Field(max_length=100, examples=["audio/webm;codecs=opus"])
 
 
@@ -35,7 +35,7 @@ class PresignOut(BaseModel):
 class ConfirmRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    index: int = Field(ge=0, le=100_000)
+    index: int = Field(ge=0, le=MAX_INDEX)
     key: str = Field(max_length=300)
 
 
