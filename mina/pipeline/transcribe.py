@@ -19,7 +19,7 @@ from typing import Any
 from mina import audio, coverage, metrics, resilience
 from mina.dispatch import Dispatcher
 from mina.errors import MinaError, NotFound, PermanentError, TransientError
-from mina.insights import features
+from mina.insights import features, speaker_model
 from mina.pipeline import barrier, seams
 from mina.pipeline import chunks as state
 from mina.providers import jobs
@@ -52,18 +52,19 @@ def features_key(conversation_id: str, index: int) -> str:
     return f"conversations/{conversation_id}/features/{index:06d}.npz"
 
 
-def _keep_features(storage: Storage, claim: state.Claim, wav: Path) -> None:
-    """The chunk's diarization features (mina.insights.features), computed here, where chunks
-    are worked on in parallel, so the diarize task only has to cluster (~20 ms per chunk here
-    instead of ~1 s per 10 minutes after the barrier). Best effort: without them diarize
-    decodes the merged audio as before."""
+def _keep_features(svc: Services, claim: state.Claim, wav: Path) -> None:
+    """The chunk's diarization features (mina.insights.features: speech and the speaker
+    embeddings of its windows), computed here, where chunks are worked on in parallel, so the
+    diarize task only has to cluster. Best effort: without them diarize computes them from the
+    merged audio (and reports there if the speaker model is missing)."""
     samples = audio.read_normalized(wav)
     if samples is None:
         return
     out = wav.with_name("features.npz")
     try:
-        features.save(features.of_samples(samples), samples.size, out)
-        storage.put_file(features_key(claim.conversation_id, claim.index), out)
+        model = speaker_model.load(svc.settings.speaker_model, svc.settings.data_dir)
+        features.save(features.of_samples(samples, model), out)
+        svc.storage.put_file(features_key(claim.conversation_id, claim.index), out)
     except (OSError, ValueError, MinaError) as exc:
         log.warning("chunk %s: diarization features not kept: %s", claim.chunk_id, exc)
 
@@ -97,7 +98,7 @@ def run_chunk(chunk_id: str, svc: Services, *, last_try: bool = False) -> str:
                 _split(claim, wav, svc, limit)
                 return "split"
             result = svc.transcriber.transcribe(wav, svc.settings.language)
-            _keep_features(svc.storage, claim, wav)
+            _keep_features(svc, claim, wav)
     except CircuitOpen as exc:
         # Waiting for the provider is not an attempt: the chunk goes back to the queue with
         # its attempt refunded, and the actor retries it when the circuit may have closed.

@@ -21,17 +21,17 @@ from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mina import audio, events, results
+from mina import audio, events, languages, results
 from mina.db import session_scope
 from mina.errors import NotFound, PermanentError, TransientError
 from mina.insights import analytics as analytics_mod
-from mina.insights import features
+from mina.insights import features, speaker_model
 from mina.insights.diarize import assign_speakers, diarize_features, diarize_file
 from mina.insights.schemas import RefinementResult, SummaryResult, TasksResult
 from mina.models import CHUNK_TRANSCRIBED, Chunk, Conversation
 from mina.pipeline import runner
 from mina.pipeline.transcribe import Services, features_key, normalized_key
-from mina.providers.language import get_language, with_rules
+from mina.providers.language import LocalLanguage, get_language, with_rules
 from mina.settings import Settings
 from mina.transcript import Segment, segments_from_json
 
@@ -150,12 +150,13 @@ def diarize_task(conversation_id: str, svc: Services) -> dict[str, Any]:
     else:
         if not key:
             raise PermanentError("merged audio is not available (merge failed)")
+        model = speaker_model.load(svc.settings.speaker_model, svc.settings.data_dir)
         with tempfile.TemporaryDirectory(prefix="mina-diarize-") as tmp:
             path = svc.storage.local_path(key)
             if path is None:
                 path = Path(tmp) / "merged.ogg"
                 svc.storage.download(key, path)
-            found = diarize_file(str(path), num_speakers=speakers_hint, max_speakers=most)
+            found = diarize_file(str(path), model, speakers_hint, most)
     for chunk in chunks:  # derived; a later run decodes the merged audio
         svc.storage.delete(features_key(conversation_id, chunk.index))
     labelled = assign_speakers(segments, found.turns)
@@ -169,14 +170,14 @@ def diarize_task(conversation_id: str, svc: Services) -> dict[str, Any]:
 
 
 def _chunk_features(svc: Services, chunks: Sequence[Chunk]) -> features.Features | None:
-    """The features transcription kept for every chunk, on the merged audio's frame grid; None
+    """The features transcription kept for every chunk, on the merged audio's timeline; None
     when a chunk has none (it failed, was split, or a remote provider transcribed it). Fetched
     eight at a time: on S3 an hour is 120 small objects."""
     if not chunks or any(c.status != CHUNK_TRANSCRIBED for c in chunks):
         return None
     with tempfile.TemporaryDirectory(prefix="mina-features-") as tmp:
 
-        def fetch(chunk: Chunk) -> tuple[features.Features, int] | None:
+        def fetch(chunk: Chunk) -> features.Features | None:
             key = features_key(chunk.conversation_id, chunk.index)
             try:
                 path = svc.storage.local_path(key)
@@ -206,8 +207,14 @@ def analytics_task(conversation_id: str, svc: Services) -> dict[str, Any]:
         else:
             segments = results.raw_segments(session, conversation_id)
         duration = conv.duration or (segments[-1].end if segments else 0.0)
+        language = conv.language
     out = analytics_mod.compute(segments, duration).model_dump()
     out["diarized"] = bool(diarized)
+    notice = languages.english_only(language, "Filler words are counted")
+    if notice:  # the filler lexicon is English: no count rather than a wrong one
+        out["speakers"] = [{**sp, "fillers": 0} for sp in out["speakers"]]
+        out["fillers_counted"] = False
+        out["notices"] = [notice]
     return out
 
 
@@ -247,6 +254,9 @@ def tasks_task(conversation_id: str, svc: Services) -> dict[str, Any]:
     """Action items on the raw transcript (beside diarization); their owners are settled on
     the diarized one before the reveal (mina.notes.settle)."""
     segments, conv = _transcript(conversation_id)
+    notice = languages.english_only(conv.language, "Action items and due dates are found")
+    if notice and isinstance(get_language(svc.settings), LocalLanguage):
+        return TasksResult(items=[], notice=notice).model_dump(mode="json")
     day = conv.created_at.date()
     found, fallback = with_rules(svc.settings, "tasks", lambda p: p.extract_tasks(segments, day))
     _record_fallback(conversation_id, "tasks", fallback)

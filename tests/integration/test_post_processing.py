@@ -686,19 +686,27 @@ def test_diarize_reads_every_chunks_features_from_either_storage(
     )
     rng = np.random.default_rng(7)
     chunks = [Chunk(conversation_id="c", index=i, status="transcribed") for i in range(12)]
-    signals = [rng.normal(0, 0.1, 16000 * 3 + 37 * i).astype(np.float32) for i in range(12)]
-    for chunk, signal in zip(chunks, signals, strict=True):
+    seconds = [3.0 + 0.0023 * i for i in range(12)]
+    for chunk, length in zip(chunks, seconds, strict=True):
+        vectors = rng.normal(size=(3, 192)).astype(np.float32)
+        kept = features.Features(
+            speech=np.array([[0.2, length - 0.2]]),
+            windows=np.array([[0.2, 1.7], [0.95, 2.45], [1.3, 2.8]]),
+            embeddings=vectors / np.linalg.norm(vectors, axis=1, keepdims=True),
+            seconds=length,
+        )
         path = tmp_path / f"{chunk.index}.npz"
-        features.save(features.of_samples(signal), signal.size, path)
+        features.save(kept, path)
         storage.put_file(features_key("c", chunk.index), path)
     settings = get_settings()
     svc = Services(settings, storage, NullDispatcher(), get_transcriber(settings))
 
     joined = work._chunk_features(svc, chunks)
     assert joined is not None
-    whole = features.of_samples(np.concatenate(signals))
-    assert abs(len(joined) - len(whole)) <= 1
-    assert np.allclose(joined.mfcc[:290], whole.mfcc[:290], atol=1e-3)  # the first chunk's frames
+    assert joined.seconds == pytest.approx(sum(seconds))
+    assert len(joined) == 36
+    starts = np.cumsum([0.0, *seconds[:-1]])
+    assert np.allclose(joined.windows[::3, 0], starts + 0.2)  # each chunk on the meeting's clock
 
     storage.delete(features_key("c", 5))
     assert work._chunk_features(svc, chunks) is None

@@ -1,0 +1,299 @@
+"""Speakers: how well the speaker model tells voices apart, and how well diarization does.
+
+    .venv/bin/python bench/speakers.py [--quick] [--baseline REV]
+
+Prints, in one run:
+
+1. Verification (the port of CAM++): for every pair of utterances, the cosine of their
+   embeddings; the equal-error rate over same/different-voice pairs and both distributions.
+   Real speech from bench/corpus.py when it is there (many speakers), and espeak-ng voices
+   (one line = one utterance), with a per-pair table (en-gb+f2 with en-us+m3 included).
+2. Diarization of meetings: espeak-ng meetings of 1-4 voices (mina.synth), the 2-voice one
+   again band-limited to a phone line (300-3400 Hz, 8 kHz), and real-speaker meetings from
+   bench/corpus.py when it is there. Per meeting: speakers found against the true count,
+   with `num_speakers` given, and attribution by words (each line's words spread evenly over
+   its time, the share given to the right speaker under the best one-to-one mapping).
+   The same meetings through the diarizer of `--baseline` (default: the last commit before
+   the speaker model, MFCC + Ward + BIC), loaded from git into a temporary package.
+3. Time: features per 30 s chunk (what transcription adds per chunk) and clustering a
+   10-minute meeting's features (what diarize does after the barrier).
+
+Features are cached under $MINA_BENCH_CACHE/speakers (by audio hash): the second run is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib
+import itertools
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from mina.insights import diarize as diar
+from mina.insights import embeddings, speaker_model
+from mina.insights import features as feat
+from mina.insights.schemas import DiarizationResult
+from mina.settings import get_settings
+from mina.synth import Line, Voice, default_meeting_lines, make_meeting
+
+SR = 16000
+CACHE = Path(os.environ.get("MINA_BENCH_CACHE", "~/.cache/mina-bench")).expanduser() / "speakers"
+BASELINE = "1599b10"  # MFCC/pitch features, Ward, BIC merging, Gaussian resegmentation
+VOICES = ["en-gb+f2", "en-us+m3", "en-us+m1", "en-us+f3", "en-us+f4", "en-gb-x-rp+f2"]
+MEETINGS = [
+    ("1", ["en-us+m3"]),
+    ("2a", ["en-gb+f2", "en-us+m3"]),
+    ("2b", ["en-us+f3", "en-us+m1"]),
+    ("2c", ["en-us+m3", "en-us+m1"]),
+    ("3a", ["en-gb+f2", "en-us+m3", "en-us+f4"]),
+    ("3b", ["en-us+f3", "en-us+m1", "en-gb-x-rp+f2"]),
+    ("4a", ["en-gb+f2", "en-us+m3", "en-us+f3", "en-us+m1"]),
+]
+
+
+@dataclass
+class Truth:
+    speaker: str
+    start: float
+    end: float
+    words: int
+
+
+def decode(path: Path, phone: bool = False) -> np.ndarray:
+    cmd = ["ffmpeg", "-v", "error", "-nostdin", "-i", str(path)]
+    if phone:  # a phone line: 300-3400 Hz at 8 kHz, back to 16 kHz
+        cmd += ["-af", "highpass=f=300,lowpass=f=3400,aresample=8000,aresample=16000"]
+    cmd += ["-f", "f32le", "-ac", "1", "-ar", str(SR), "-"]
+    return np.frombuffer(subprocess.run(cmd, capture_output=True, check=True).stdout, np.float32)
+
+
+def cached_features(signal: np.ndarray, model: embeddings.CamPlusPlus) -> tuple[Any, float]:
+    """Features per 30 s chunk (as transcription computes them) and seconds per chunk."""
+    key = hashlib.sha256(signal.tobytes()).hexdigest()[:16]
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / f"{key}.npz"
+    timing = CACHE / f"{key}.seconds"
+    if path.exists() and timing.exists():
+        return feat.load(path), float(timing.read_text())
+    step = 30 * SR
+    parts, spent = [], 0.0
+    for i in range(0, signal.size, step):
+        started = time.perf_counter()
+        parts.append(feat.of_samples(signal[i : i + step], model))
+        spent += time.perf_counter() - started
+    joined = feat.assemble(parts)
+    feat.save(joined, path)
+    per_chunk = spent / len(parts)
+    timing.write_text(str(per_chunk))
+    return joined, per_chunk
+
+
+def attribution(truth: list[Truth], result: DiarizationResult) -> float:
+    """Share of words given to the right speaker, under the best one-to-one label mapping."""
+    names = sorted({t.speaker for t in truth})
+    hyp = sorted({t.speaker for t in result.turns}) or ["none"]
+    counts = np.zeros((len(names), len(hyp)))
+    starts = np.array([t.start for t in result.turns])
+    total = 0
+    for line in truth:
+        for k in range(line.words):
+            at = line.start + (k + 0.5) * (line.end - line.start) / line.words
+            total += 1
+            i = int(np.searchsorted(starts, at, side="right")) - 1
+            if i >= 0 and result.turns[i].start <= at <= result.turns[i].end + 0.3:
+                who = result.turns[i].speaker
+            elif len(starts):
+                who = result.turns[int(np.abs(starts - at).argmin())].speaker
+            else:
+                continue
+            counts[names.index(line.speaker), hyp.index(who)] += 1
+    rows, cols = linear_sum_assignment(-counts)
+    return float(counts[rows, cols].sum() / max(1, total))
+
+
+def eer(same: np.ndarray, other: np.ndarray) -> tuple[float, float]:
+    """Equal-error rate and the cosine threshold where misses and false accepts meet."""
+    best = (np.inf, 0.0, 0.0)
+    for t in np.unique(np.concatenate([same, other])):
+        miss, false = float(np.mean(same < t)), float(np.mean(other >= t))
+        if abs(miss - false) < best[0]:
+            best = (abs(miss - false), (miss + false) / 2, float(t))
+    return best[1], best[2]
+
+
+def first_minutes(f: Any, seconds: float) -> Any:
+    keep = f.windows[:, 1] <= seconds
+    speech = f.speech[f.speech[:, 1] <= seconds]
+    return feat.Features(speech, f.windows[keep], f.embeddings[keep], seconds)
+
+
+def verification(name: str, vectors: np.ndarray, speakers: list[str]) -> None:
+    sims = vectors @ vectors.T
+    iu = np.triu_indices(len(speakers), 1)
+    same_mask = np.array([speakers[i] == speakers[j] for i, j in zip(*iu, strict=True)])
+    values = sims[iu]
+    same, other = values[same_mask], values[~same_mask]
+    rate, thr = eer(same, other)
+    pct = [5, 25, 50, 75, 95]
+    print(f"\n{name}: {len(set(speakers))} voices, {len(speakers)} utterances")
+    print(f"  EER {100 * rate:.1f} % (at cosine {thr:.2f})")
+    print(f"  same voice      cos p{pct}: {np.round(np.percentile(same, pct), 2).tolist()}")
+    print(f"  different voice cos p{pct}: {np.round(np.percentile(other, pct), 2).tolist()}")
+
+
+def espeak_lines(workdir: Path, voices: list[str], count: int) -> tuple[np.ndarray, list[str]]:
+    lines = [ln.text for ln in default_meeting_lines(1.5)][:count]
+    rows, who = [], []
+    model = MODEL
+    for voice in voices:
+        for i, text in enumerate(lines):
+            wav = workdir / f"{voice}-{i}.wav"
+            if not wav.exists():
+                make_meeting([Line("x", text)], wav, {"x": Voice(voice)})
+            rows.append(embeddings.embed_signal(model, decode(wav)))
+            who.append(voice)
+    return np.stack(rows), who
+
+
+def espeak_meeting(workdir: Path, voices: list[str], minutes: float) -> tuple[Path, list[Truth]]:
+    people = [f"P{i}" for i in range(len(voices))]
+    lines = [
+        Line(people[i % len(people)], ln.text)
+        for i, ln in enumerate(default_meeting_lines(minutes))
+    ]
+    path = workdir / f"meeting-{'_'.join(voices)}-{minutes}.wav"
+    script = make_meeting(lines, path, dict(zip(people, [Voice(v) for v in voices], strict=True)))
+    truth = [Truth(ln.speaker, ln.start, ln.end, len(ln.text.split())) for ln in script.lines]
+    return path, truth
+
+
+def load_baseline(rev: str) -> Any:
+    """The diarizer of `rev` (its diarize, features, clustering, speakers, schemas) as a
+    temporary package, or None when git cannot show it."""
+    root = Path(tempfile.mkdtemp(prefix="mina-baseline-"))
+    pkg = root / "baseline_insights"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    for name in ("diarize", "features", "clustering", "speakers"):
+        try:
+            text = subprocess.run(
+                ["git", "show", f"{rev}:mina/insights/{name}.py"],
+                capture_output=True, check=True, text=True, cwd=Path(__file__).parent,
+            ).stdout  # fmt: skip
+        except subprocess.CalledProcessError:
+            return None
+        text = text.replace(
+            "from mina.insights import clustering", "from baseline_insights import clustering"
+        )
+        text = text.replace(
+            "from mina.insights import features as feat",
+            "from baseline_insights import features as feat",
+        )
+        text = text.replace(
+            "from mina.insights.speakers import", "from baseline_insights.speakers import"
+        )
+        (pkg / f"{name}.py").write_text(text)
+    sys.path.insert(0, str(root))
+    return importlib.import_module("baseline_insights.diarize")
+
+
+MODEL: embeddings.CamPlusPlus
+
+
+def main() -> None:
+    global MODEL
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer lines and meetings")
+    parser.add_argument("--baseline", default=BASELINE, help="git revision of the baseline")
+    args = parser.parse_args()
+    settings = get_settings()
+    MODEL = speaker_model.load(settings.speaker_model, settings.data_dir)
+    work = CACHE / "audio"
+    work.mkdir(parents=True, exist_ok=True)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    print(f"bench/speakers.py at {commit}; baseline {args.baseline}")
+
+    # 1. verification
+    try:
+        corpus = importlib.import_module("bench.corpus")
+        utts = corpus.utterances()
+        vectors = np.stack([embeddings.embed_signal(MODEL, decode(u.wav)) for u in utts])
+        verification("real speech (bench/corpus.py)", vectors, [u.speaker for u in utts])
+    except (ImportError, AttributeError) as exc:
+        corpus = None
+        print(f"\nreal speech: bench/corpus.py not available ({exc}); espeak-ng only")
+    vectors, who = espeak_lines(work, VOICES, 3 if args.quick else 6)
+    verification("espeak-ng voices, one line each", vectors, who)
+    print("  pairs (mean cosine between their lines; same voice on the diagonal):")
+    for a, b in itertools.combinations_with_replacement(VOICES, 2):
+        sa = vectors[[w == a for w in who]]
+        sb = vectors[[w == b for w in who]]
+        s = sa @ sb.T
+        s = s[np.triu_indices(len(s), 1)] if a == b else s.ravel()
+        print(f"    {a:14s} {b:14s} {s.mean():.2f}")
+
+    # 2. meetings
+    base = load_baseline(args.baseline)
+    minutes = 1.0 if args.quick else 2.0
+    cases: list[tuple[str, np.ndarray, list[Truth]]] = []
+    for name, voices in MEETINGS[: 4 if args.quick else None]:
+        path, truth = espeak_meeting(work, voices, minutes)
+        cases.append((f"{name} espeak {'+'.join(voices)}", decode(path), truth))
+        if name == "2b":
+            cases.append((f"{name} same, phone band", decode(path, phone=True), truth))
+    if corpus is not None and hasattr(corpus, "real_meetings"):
+        for n in (2, 3, 4):
+            for m in corpus.real_meetings(n, minutes, 0):
+                truth = [Truth(t.speaker, t.start, t.end, len(t.text.split())) for t in m.turns]
+                cases.append((f"real {n} speakers", decode(m.wav), truth))
+                cases.append((f"real {n} speakers, phone band", decode(m.wav, phone=True), truth))
+    print(
+        "\nmeeting                                  true found  words | hint  words | "
+        "baseline found words"
+    )
+    per_chunk: list[float] = []
+    right = 0
+    for name, signal, truth in cases:
+        true = len({t.speaker for t in truth})
+        kept, seconds = cached_features(signal, MODEL)
+        per_chunk.append(seconds)
+        found = diar.diarize_features(kept)
+        hinted = diar.diarize_features(kept, num_speakers=true)
+        right += found.speakers == true
+        old = ""
+        if base is not None:
+            was = base.diarize(signal)
+            old = f"{was.speakers:>5d}  {100 * attribution(truth, was):5.1f}%"
+        print(
+            f"{name[:40]:40s} {true:4d} {found.speakers:5d} "
+            f"{100 * attribution(truth, found):5.1f}% | "
+            f"{hinted.speakers:4d} {100 * attribution(truth, hinted):5.1f}% | {old}"
+        )
+    print(f"speaker count right on {right}/{len(cases)} meetings")
+
+    # 3. time
+    joined = feat.assemble([cached_features(s, MODEL)[0] for _, s, _ in cases])
+    ten = first_minutes(feat.assemble([joined] * int(np.ceil(600 / joined.seconds))), 600.0)
+    started = time.perf_counter()
+    diar.diarize_features(ten)
+    after = time.perf_counter() - started
+    print(f"\nfeatures per 30 s chunk: {np.mean(per_chunk):.2f} s (in transcription, in parallel)")
+    print(f"diarize after the barrier, {ten.seconds / 60:.0f} min of features: {after:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
