@@ -182,7 +182,8 @@
     const pairs = [
       ["transcription", c.status], ["processing", `${c.processing_status} · ${c.progress}%`],
       ["chunks", `${c.chunks.transcribed || 0}/${c.chunks.total} transcribed${c.expected_chunks !== null ? `, ${c.expected_chunks} expected` : ""}`],
-      ["duration", clock(c.duration)], ["created", time(c.created_at)], ["finished", time(c.finished_at)],
+      ["duration", clock(c.duration)], ["language", c.language || "detecting…"],
+      ["created", time(c.created_at)], ["finished", time(c.finished_at)],
       ["transcribed", time(c.transcribed_at)], ["revealed", time(c.revealed_at)],
     ];
     if (c.error) pairs.push(["error", c.error]);
@@ -270,9 +271,10 @@
       const r = await api(`/api/conversations/${id}/${name}`);
       return r.ok ? r.data : null;
     };
-    const [analytics, summary, tasks, transcript] = await Promise.all([
+    const [analytics, summary, tasks, transcript, speakers] = await Promise.all([
       get("analytics"), get("summary"), get("tasks"),
       api(`/api/conversations/${id}/transcript`).then((r) => (r.ok ? r.data : null)),
+      api(`/api/conversations/${id}/speakers`).then((r) => (r.ok ? r.data : null)),
     ]);
     if (id !== selected) return;
     show($("r-none"), !analytics && !summary && !tasks);
@@ -289,8 +291,33 @@
     }
     show($("r-tasks"), Boolean(tasks));
     if (tasks) MinaResults.actionItems($("r-items"), tasks, { confidence: true });
+    show($("r-names"), Boolean(speakers && speakers.speakers.length));
+    if (speakers) renderSpeakers(id, speakers.speakers, available);
     const names = analytics ? analytics.speakers.map((s) => s.speaker) : [];
     MinaResults.transcript($("d-transcript"), (transcript && transcript.segments) || [], names);
+  }
+
+  /* Speakers and their names; a rename goes to the API and the results are read again. */
+  function renderSpeakers(id, speakers, available) {
+    const list = clear($("r-speakers"));
+    for (const sp of speakers) {
+      const input = el("input", { type: "text", value: sp.shown, maxlength: "60", "aria-label": `Name of ${sp.speaker}` });
+      const sure = sp.source === "user" ? "given" : sp.confidence != null ? `learned, ${Math.round(100 * sp.confidence)} % sure` : "no name yet";
+      const save = el("button", { type: "submit", class: "btn", text: "Rename" });
+      const form = el("form", { class: "speaker-name", "data-speaker": sp.speaker },
+        el("span", { class: "tag", text: sp.speaker }), input, save, el("span", { class: "muted", text: sure }));
+      form.addEventListener("submit", async (e) => {
+        e.preventDefault();
+        save.disabled = true;
+        const r = await api(`/api/conversations/${id}/speakers/${encodeURIComponent(sp.speaker)}`,
+          { method: "PUT", body: { name: input.value } });
+        if (r.ok) message(`${r.data.previous} is now ${r.data.name}.`);
+        else message(r.error, true);
+        save.disabled = false;
+        await loadResults(id, available);
+      });
+      list.appendChild(el("li", {}, form));
+    }
   }
 
   /* ---- actions ------------------------------------------------------------------------- */
