@@ -291,8 +291,12 @@ def _asterisk() -> Iterable[tuple[str, str, Path, Path]]:
     with gzip.open(texts / "core-sounds-en.txt.gz", "rt", encoding="utf-8") as f:
         for line in f:
             name, sep, text = line.partition(":")
-            text = text.strip()
-            if not sep or line.startswith(";") or "[" in text or len(text.split()) < 4:
+            # Stage directions are not spoken: "(simple tone sound plays)", "<beep>", "[tones]".
+            text = re.sub(r"\([^)]*\)|<[^>]*>|\[[^\]]*\]", " ", text)
+            text = " ".join(text.split())
+            if not sep or line.startswith(";") or name.startswith("silence/"):
+                continue
+            if len(text.split()) < 4 or re.search(r"[()<>\[\]]|note:", text):
                 continue
             wav = sounds / f"{name.strip()}.wav"
             if wav.exists():

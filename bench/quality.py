@@ -261,7 +261,8 @@ class Score:
     subs_at_cuts: int
     skipped: int
     longest_skip: str
-    in_pauses: int
+    in_pauses: int  # words not in the reference, timed inside a pause
+    mistimed: int  # reference words whose timestamps put them inside a pause
     wall: float
     cpu: float
     cached: bool
@@ -301,7 +302,8 @@ def score(meet: Meet, result: dict[str, Any], cached: bool) -> Score:
     inserted = [j for j, op in enumerate(hyp_op) if op == "insert" and near(ht[j])]
     doubled = sum(1 for j in inserted if hyp[j] in hyp[max(0, j - 4) : j] + hyp[j + 1 : j + 5])
     quiet = [(a + PAUSE_MARGIN, b - PAUSE_MARGIN) for a, b in meet.pauses if b - a >= MIN_PAUSE]
-    in_pauses = sum(1 for t in ht if any(a <= t <= b for a, b in quiet))
+    timed_in_pauses = [j for j, t in enumerate(ht) if any(a <= t <= b for a, b in quiet)]
+    in_pauses = sum(1 for j in timed_in_pauses if hyp_op[j] == "insert")
     return Score(
         wer=float(out.wer) if hyp else 1.0,
         ref_words=len(ref),
@@ -312,6 +314,7 @@ def score(meet: Meet, result: dict[str, Any], cached: bool) -> Score:
         skipped=skipped,
         longest_skip=f"{longest} words at {longest_at:.0f}s" if longest else "-",
         in_pauses=in_pauses,
+        mistimed=len(timed_in_pauses) - in_pauses,
         wall=result["wall"],
         cpu=result["cpu"],
         cached=cached,
@@ -328,7 +331,8 @@ def row(meet: Meet, system: str, s: Score, base: Score | None) -> str:
         f"  {system:10s} WER {100 * s.wer:5.1f} % {delta}  "
         f"cuts: lost {s.lost_at_cuts:2d} ins {s.inserted_at_cuts:2d} (doubled "
         f"{s.doubled_at_cuts:2d}) sub {s.subs_at_cuts:2d} = {s.cut_errors / cuts:4.1f}/cut  "
-        f"skipped {s.skipped:3d} ({s.longest_skip})  in pauses {s.in_pauses:2d}  "
+        f"skipped {s.skipped:3d} ({s.longest_skip})  "
+        f"in pauses {s.in_pauses:2d} (+{s.mistimed} mistimed)  "
         f"wall {s.wall:6.1f}s cpu {s.cpu:6.1f}s{' (cached)' if s.cached else ''}"
     )
 
