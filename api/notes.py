@@ -60,11 +60,13 @@ class NotesOut(BaseModel):
     status: str
     processing_status: str
     pending: list[str] = Field(description="parts still being processed, absent below")
+    notices: list[str] = Field(description="what a step could not do, e.g. English-only rules")
     summary: str | None
     key_points: list[str]
     decisions: list[str]
     open_questions: list[str]
     action_items: list[NoteItem]
+    action_note: str | None = Field(description="why there are no action items, if known")
     speakers: list[NoteSpeaker]
     transcript: list[NoteTurn]
 

@@ -28,7 +28,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from api.auth import operator_token
 from api.context import services
-from mina import conversations
+from mina import conversations, languages
 from mina.db import session_scope
 from mina.errors import Forbidden, NotFound, Unauthorized
 from mina.settings import Settings
@@ -83,7 +83,7 @@ def participant(conversation_id: str) -> tuple[str, int]:
     try:
         with session_scope() as s:
             conv = conversations.authorize(s, conversation_id, token, operator_token())
-            title = conv.title
+            title, language = conv.title, conv.language
     except (Unauthorized, Forbidden):
         return _error_page(403, "Link not valid", "This link does not open this conversation.")
     except NotFound:
@@ -94,6 +94,8 @@ def participant(conversation_id: str) -> tuple[str, int]:
             "participant.html",
             conversation_id=conversation_id,
             title=title or "Untitled conversation",
+            language=language,
+            language_name=languages.name(language) if language else "",
             slice_seconds=slice_seconds,
             max_chunk_bytes=settings.max_chunk_bytes,
             max_chunk_seconds=settings.max_chunk_seconds,

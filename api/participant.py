@@ -25,7 +25,7 @@ from api.schemas import (
     TranscriptOut,
     TranscriptQuery,
 )
-from mina import conversations, events, ingest, results
+from mina import conversations, events, ingest, languages, results
 from mina.db import session_scope
 from mina.errors import ValidationError
 from mina.pipeline import finish as finish_service
@@ -61,11 +61,15 @@ def create() -> tuple[Response, int]:
         require_operator()
     body = json_body(CreateConversation)
     with session_scope() as session:
-        conv, token = conversations.create(session, body.title)
+        language = languages.validate(body.language, svc.settings)
+        conv, token = conversations.create(
+            session, body.title, languages.initial(language, svc.settings)
+        )
         out = {
             "id": conv.id,
             "token": token,
             "title": conv.title,
+            "language": conv.language,
             "participant_url": f"{svc.settings.base_url}/c/{conv.id}?token={token}",
             "status": conv.status,
         }

@@ -32,12 +32,19 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create(session: Session, title: str | None = None) -> tuple[Conversation, str]:
+def create(
+    session: Session, title: str | None = None, language: str | None = None
+) -> tuple[Conversation, str]:
+    """A new conversation; `language` is its spoken language, None to detect it (auto)."""
     token = secrets.token_urlsafe(24)
-    conv = Conversation(title=(title or "").strip()[:200], token_hash=hash_token(token))
+    conv = Conversation(
+        title=(title or "").strip()[:200], token_hash=hash_token(token), language=language
+    )
     session.add(conv)
     session.flush()
-    events.record(session, conv.id, "conversation_created", {"title": conv.title})
+    events.record(
+        session, conv.id, "conversation_created", {"title": conv.title, "language": language}
+    )
     log.info("conversation %s created", conv.id)
     return conv, token
 
@@ -155,6 +162,7 @@ def status_view(session: Session, conv: Conversation) -> dict[str, Any]:
     return {
         "id": conv.id,
         "title": conv.title,
+        "language": conv.language,
         "status": conv.status,
         "processing_status": conv.processing_status,
         "is_finished": conv.is_finished,

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from mina import results
+from mina import languages, results
 from mina.models import Conversation
 from mina.transcript import Segment
 
@@ -37,6 +37,7 @@ def build(session: Session, conv: Conversation) -> dict[str, Any]:
         duration = float(analytics["duration"])
     if duration is None and segments:
         duration = max(s.end for s in segments)
+    notices = [(tasks or {}).get("notice"), *((analytics or {}).get("notices") or [])]
     return {
         "conversation_id": conv.id,
         "title": conv.title or (summary or {}).get("title") or "Meeting",
@@ -46,11 +47,13 @@ def build(session: Session, conv: Conversation) -> dict[str, Any]:
         "status": conv.status,
         "processing_status": conv.processing_status,
         "pending": pending,
+        "notices": [n for n in notices if n],
         "summary": (summary or {}).get("summary"),
         "key_points": (summary or {}).get("key_points", []),
         "decisions": (summary or {}).get("decisions", []),
         "open_questions": (summary or {}).get("open_questions", []),
         "action_items": [_item(it) for it in (tasks or {}).get("items", [])],
+        "action_note": (tasks or {}).get("notice"),
         "speakers": [_speaker(sp) for sp in (analytics or {}).get("speakers", [])],
         "transcript": turns(segments),
     }
@@ -105,12 +108,13 @@ def markdown(notes: dict[str, Any]) -> str:
     out = [f"# {notes['title']}", ""]
     facts = [("Date", notes["date"]), ("Duration", clock(notes["duration_seconds"]))]
     if notes.get("language"):
-        facts.append(("Language", notes["language"]))
+        facts.append(("Language", f"{languages.name(notes['language'])} ({notes['language']})"))
     facts.append(("Speakers", str(len({t["speaker"] for t in notes["transcript"]}))))
     out += [f"- **{name}:** {value}" for name, value in facts if value]
     if notes["pending"]:
         out.append(f"- **Still processing:** {', '.join(notes['pending'])}")
     out.append("")
+    out += [f"> {n}.\n" for n in notes["notices"] if n != notes["action_note"]]
     if notes["summary"]:
         out += ["## Summary", "", notes["summary"], ""]
     if notes["key_points"]:
@@ -125,7 +129,7 @@ def markdown(notes: dict[str, Any]) -> str:
             out.append("| " + " | ".join(_cell(c) for c in row) + " |")
         out.append("")
     elif "action items" not in notes["pending"]:
-        out += ["## Action items", "", "None found.", ""]
+        out += ["## Action items", "", notes["action_note"] or "None found.", ""]
     if notes["speakers"]:
         out += [
             "## Speakers",

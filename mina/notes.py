@@ -91,7 +91,7 @@ def settle(conversation_id: str) -> None:
             return
         found = TasksResult.model_validate(tasks.result)
         items = owners.settle(found.items, segments, shown_names(conv))
-        settled = TasksResult(items=items).model_dump(mode="json")
+        settled = TasksResult(items=items, notice=found.notice).model_dump(mode="json")
         if settled != tasks.result:
             tasks.result = settled
     log.info(

@@ -18,7 +18,7 @@ from types import FrameType
 import click
 from rich.console import Console
 
-from mina import conversations
+from mina import conversations, languages
 from mina.db import session_scope
 from mina.settings import Settings, get_settings, reset_settings
 
@@ -49,7 +49,8 @@ def run_dev(settings: Settings) -> None:
         app = create_app(settings)
         stop_scheduler = _start_scheduler(settings)
         with session_scope() as session:
-            conv, token = conversations.create(session, "mina dev demo")
+            language = languages.initial(None, settings)
+            conv, token = conversations.create(session, "mina dev demo", language)
         _links(console, settings, f"/c/{conv.id}?token={token}")
 
         def _stop(signum: int, frame: FrameType | None) -> None:

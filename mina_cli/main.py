@@ -132,7 +132,9 @@ def scheduler(once: bool) -> None:
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--speakers", type=int, default=None, help="number of speakers, if known")
-@click.option("--language", default=None, help="language code (default: en)")
+@click.option(
+    "--language", default=None, help="en, es, de, … or auto (default: MINA_LANGUAGE)"
+)
 @click.option("--json", "as_json", is_flag=True, help="print one JSON document on stdout")
 @click.option(
     "--out",
@@ -165,6 +167,13 @@ def process(
         os.environ["MINA_LANGUAGE"] = language
         reset_settings()
     settings = _settings()
+    if language:
+        from mina import languages
+
+        try:
+            languages.validate(language, settings)
+        except MinaError as exc:
+            raise click.ClickException(exc.message) from exc
     warm.start(settings)  # the model loads while the rest starts up and the files are cut
     from mina_cli import cut
 

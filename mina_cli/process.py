@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from sqlalchemy import select
 
-from mina import conversations, events, ingest, results
+from mina import conversations, events, ingest, languages, results
 from mina.db import session_scope
 from mina.errors import MinaError
 from mina.models import (
@@ -130,7 +130,8 @@ def run(
             threads = []
             for n, job in enumerate(jobs):
                 with session_scope() as session:
-                    conv, _token = conversations.create(session, job.path.stem)
+                    language = languages.initial(None, svc.settings)  # --language or setting
+                    conv, _token = conversations.create(session, job.path.stem, language)
                     conv.num_speakers = speakers
                     job.conversation_id = conv.id
                 watcher.add(job.conversation_id)

@@ -53,6 +53,8 @@ class ActionItem(_Result):
 
 class TasksResult(_Result):
     items: list[ActionItem]
+    #: Why there are no items although people spoke, e.g. rules that only know English.
+    notice: str | None = None
 
 
 class SummaryResult(_Result):

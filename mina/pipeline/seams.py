@@ -26,7 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from sqlalchemy import select
 
-from mina import audio, coverage, vad
+from mina import audio, coverage, languages, vad
 from mina.db import session_scope
 from mina.errors import MinaError
 from mina.models import CHUNK_TERMINAL, CHUNK_TRANSCRIBED, Chunk, Conversation
@@ -159,7 +159,7 @@ def repair_around(conversation_id: str, index: int, svc: Any) -> int:
         svc.transcriber,
         svc.storage,
         svc.settings.seam_seconds,
-        svc.settings.language,
+        languages.for_chunk(conversation_id),
     )
 
 
@@ -183,7 +183,7 @@ def repair_before_barrier(conversation_id: str, svc: Any) -> int:
         svc.transcriber,
         svc.storage,
         svc.settings.seam_seconds,
-        svc.settings.language,
+        languages.for_chunk(conversation_id),
     )
 
 

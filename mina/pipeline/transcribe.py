@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mina import audio, coverage, metrics, resilience
+from mina import audio, coverage, languages, metrics, resilience
 from mina.dispatch import Dispatcher
 from mina.errors import MinaError, NotFound, PermanentError, TransientError
 from mina.insights import features, speaker_model
@@ -97,7 +97,8 @@ def run_chunk(chunk_id: str, svc: Services, *, last_try: bool = False) -> str:
             if duration > limit:
                 _split(claim, wav, svc, limit)
                 return "split"
-            result = svc.transcriber.transcribe(wav, svc.settings.language)
+            language = languages.for_chunk(claim.conversation_id)  # a code, or auto: detect
+            result = svc.transcriber.transcribe(wav, language)
             _keep_features(svc, claim, wav)
     except CircuitOpen as exc:
         # Waiting for the provider is not an attempt: the chunk goes back to the queue with
@@ -112,6 +113,9 @@ def run_chunk(chunk_id: str, svc: Services, *, last_try: bool = False) -> str:
     except MinaError as exc:  # permanent: corrupt audio, a provider's 400/401, bad settings
         return _failed(claim, svc, str(exc), state.PERMANENT)
     state.complete(claim, result.segments, duration, result.warnings)
+    found = result.extra.get("language_probability")
+    sure = float(found) if isinstance(found, int | float) else None
+    languages.observe(claim.conversation_id, language, result.language, sure, claim.index)
     seconds = time.monotonic() - started
     metrics.CHUNK_SECONDS.labels(svc.transcriber.name).observe(seconds)
     log.info(
@@ -191,7 +195,7 @@ def run_piece(chunk_id: str, piece: int, svc: Services, *, last_try: bool = Fals
         wav = Path(tmp) / "piece.wav"
         svc.storage.download(f"{key}.wav", wav)
         try:
-            result = svc.transcriber.transcribe(wav, svc.settings.language)
+            result = svc.transcriber.transcribe(wav, languages.for_chunk_id(chunk_id))
             body: dict[str, Any] = {
                 "segments": [s.model_dump() for s in result.segments],
                 "warnings": result.warnings,

@@ -21,7 +21,7 @@ from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mina import audio, events, results
+from mina import audio, events, languages, results
 from mina.db import session_scope
 from mina.errors import NotFound, PermanentError, TransientError
 from mina.insights import analytics as analytics_mod
@@ -31,7 +31,7 @@ from mina.insights.schemas import RefinementResult, SummaryResult, TasksResult
 from mina.models import CHUNK_TRANSCRIBED, Chunk, Conversation
 from mina.pipeline import runner
 from mina.pipeline.transcribe import Services, features_key, normalized_key
-from mina.providers.language import get_language, with_rules
+from mina.providers.language import LocalLanguage, get_language, with_rules
 from mina.settings import Settings
 from mina.transcript import Segment, segments_from_json
 
@@ -207,8 +207,14 @@ def analytics_task(conversation_id: str, svc: Services) -> dict[str, Any]:
         else:
             segments = results.raw_segments(session, conversation_id)
         duration = conv.duration or (segments[-1].end if segments else 0.0)
+        language = conv.language
     out = analytics_mod.compute(segments, duration).model_dump()
     out["diarized"] = bool(diarized)
+    notice = languages.english_only(language, "Filler words are counted")
+    if notice:  # the filler lexicon is English: no count rather than a wrong one
+        out["speakers"] = [{**sp, "fillers": 0} for sp in out["speakers"]]
+        out["fillers_counted"] = False
+        out["notices"] = [notice]
     return out
 
 
@@ -248,6 +254,9 @@ def tasks_task(conversation_id: str, svc: Services) -> dict[str, Any]:
     """Action items on the raw transcript (beside diarization); their owners are settled on
     the diarized one before the reveal (mina.notes.settle)."""
     segments, conv = _transcript(conversation_id)
+    notice = languages.english_only(conv.language, "Action items and due dates are found")
+    if notice and isinstance(get_language(svc.settings), LocalLanguage):
+        return TasksResult(items=[], notice=notice).model_dump(mode="json")
     day = conv.created_at.date()
     found, fallback = with_rules(svc.settings, "tasks", lambda p: p.extract_tasks(segments, day))
     _record_fallback(conversation_id, "tasks", fallback)

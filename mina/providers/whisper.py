@@ -106,9 +106,10 @@ class WhisperTranscriber:
             return TranscriptionResult(segments=[], language=None if lang == "auto" else lang)
         model = self.model()
         with self._slots:
-            segments, detected = self._decode(model, samples, lang, prompt)
+            segments, detected, probability = self._decode(model, samples, lang, prompt)
+            sure: dict[str, object] = {"language_probability": probability}  # unsure: ask again
             if speech is None:
-                return TranscriptionResult(segments=segments, language=detected)
+                return TranscriptionResult(segments=segments, language=detected, extra=sure)
             found = coverage.check(
                 samples, segments, speech, lambda s: self._decode(model, s, detected, None)[0]
             )
@@ -121,12 +122,12 @@ class WhisperTranscriber:
                 len(found.warnings),
             )
         return TranscriptionResult(
-            segments=found.segments, language=detected, warnings=found.warnings
+            segments=found.segments, language=detected, warnings=found.warnings, extra=sure
         )
 
     def _decode(
         self, model: Any, samples: np.ndarray, lang: str, prompt: str | None
-    ) -> tuple[list[Segment], str]:
+    ) -> tuple[list[Segment], str, float]:
         s = self._settings
         try:
             pieces, info = model.transcribe(
@@ -143,7 +144,7 @@ class WhisperTranscriber:
             segments = [_segment(p) for p in pieces if p.text.strip()]
         except (RuntimeError, ValueError) as exc:
             raise PermanentError(f"local transcription failed: {exc}") from exc
-        return [seg for seg in segments if seg.text], info.language
+        return [seg for seg in segments if seg.text], info.language, info.language_probability
 
 
 def _segment(piece: Any) -> Segment:

@@ -91,10 +91,11 @@ const MinaCharts = (() => {
         el("td", { text: clock(s.longest_monologue_seconds) }),
         el("td", { text: s.interruptions }),
         el("td", { text: s.questions }),
-        el("td", { text: s.fillers })));
+        el("td", { text: analytics.fillers_counted === false ? "–" : s.fillers })));
     });
     node.append(body);
-    const foot = `Duration ${clock(analytics.duration)} · silence ${clock(analytics.silence_seconds)}`;
+    const notes = (analytics.notices || []).map((n) => ` · ${n}`).join("");
+    const foot = `Duration ${clock(analytics.duration)} · silence ${clock(analytics.silence_seconds)}${notes}`;
     node.append(el("caption", { text: foot }));
   }
 

@@ -13,6 +13,7 @@ const MinaLedger = (() => {
     const s = {
       chunks: new Map(), tasks: {}, finished: false, expected: null, transcription: null,
       processing: null, percent: null, reveal: null, failure: null, last: {},
+      language: null, languageSure: true,
     };
     const chunk = (i) => {
       if (!s.chunks.has(i)) s.chunks.set(i, { index: i });
@@ -46,6 +47,13 @@ const MinaLedger = (() => {
             // Transcription and post-processing run again; a new reveal will follow.
             Object.assign(s, { transcription: null, processing: null, percent: null, reveal: null, failure: null, tasks: {} });
           }
+          break;
+        case "conversation_created":
+          s.language = p.language || s.language;
+          break;
+        case "language_detected":  // auto: detected per chunk until the model is sure
+          s.language = p.language;
+          s.languageSure = Boolean(p.sure);
           break;
         case "conversation_finished":
           s.finished = true;

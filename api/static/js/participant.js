@@ -65,6 +65,7 @@
   const render = throttled(() => {
     const s = MinaLedger.fold(events.values());
     renderPhase(s);
+    renderLanguage(s);
     renderRecorder(s);
     renderChunks(s);
     renderProcessing(s);
@@ -88,6 +89,16 @@
     if (s.finished || (meta && meta.finishRequested)) return "transcribing";
     if (recorder) return "recording";
     return rows.length || s.chunks.size ? "open" : "ready to record";
+  }
+
+  const LANGUAGES = { en: "English", es: "Spanish", de: "German", fr: "French", it: "Italian", pt: "Portuguese", nl: "Dutch" };
+
+  function renderLanguage(s) {
+    const node = $("lang");
+    if (!s.language) return;
+    node.dataset.language = s.language;
+    node.textContent = `${LANGUAGES[s.language] || s.language}${s.languageSure ? "" : "?"}`;
+    node.classList.remove("hidden");
   }
 
   function renderPhase(s) {

@@ -32,7 +32,8 @@ const MinaResults = (() => {
           at ? el("span", { class: "muted", text: `at ${clock(item.source_time)}` }) : null,
           confidence ? el("span", { class: "muted", title: "confidence", text: percent(item.confidence) }) : null)));
     }
-    if (!result.items.length) node.append(el("li", { class: "muted", text: "No action items." }));
+    // A notice says why there are none (e.g. rules that only know English).
+    if (!result.items.length) node.append(el("li", { class: "muted notice-line", text: result.notice || "No action items." }));
   }
 
   /* Consecutive segments of one speaker become one paragraph; `names` fixes the colours (the
