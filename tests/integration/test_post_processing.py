@@ -635,6 +635,27 @@ def test_diarization_through_the_pipeline_finds_both_voices(
 
 
 @pytest.mark.embedded
+def test_without_the_speaker_model_diarize_fails_saying_how_to_install_it(
+    client: Any, workers: Any, env: Any, app: Any, one_minute: Meeting, tmp_path: Path
+) -> None:
+    """What a user sees when the model was never fetched (here: MINA_SPEAKER_MODEL points
+    nowhere): chunks are transcribed without features, diarize fails with the reason, the
+    meeting is still revealed and analytics runs on the transcript without speakers."""
+    env(**FAST, speaker_model=str(tmp_path / "missing" / "campplus_cn_en_common.pt"))
+    workers(threads=4)
+    cid, _ = record(client, one_minute.chunks)
+    assert wait_revealed(cid).payload["status"] == "ready"
+
+    tasks = tasks_of(cid)
+    assert tasks["diarize"].status == "failed"
+    assert "MINA_SPEAKER_MODEL" in (tasks["diarize"].error or "")
+    assert "is not a file" in (tasks["diarize"].error or "")
+    analytics = tasks["analytics"].result or {}
+    assert analytics["diarized"] is False
+    assert not list(app.extensions["mina"].storage.list(f"conversations/{cid}/features/"))
+
+
+@pytest.mark.embedded
 def test_local_action_items_include_the_planted_commitments(
     client: Any, workers: Any, env: Any, one_minute: Meeting
 ) -> None:
