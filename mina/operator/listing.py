@@ -250,6 +250,7 @@ def detail(
         finished_at=iso(conv.finished_at),
         transcribed_at=iso(conv.transcribed_at),
         duration=conv.duration,
+        language=conv.language,
         error=conv.error,
         is_all_chunks_transcribed=conv.is_all_chunks_transcribed,
     )

@@ -162,6 +162,8 @@ def test_english_only_steps_say_so_for_another_language(
     cid, auth = record(app, chunks, language="de")
     status = app.get(f"/api/conversations/{cid}", headers=auth).get_json()
     assert status["language"] == "de" and status["processing_status"] == "ready", status
+    detail = app.get(f"/api/operator/conversations/{cid}", headers=OPERATOR).get_json()
+    assert detail["conversation"]["language"] == "de"
     tasks = app.get(f"/api/conversations/{cid}/tasks", headers=auth).get_json()
     assert tasks["items"] == []
     assert tasks["notice"] == "Action items and due dates are found only in English; " \
