@@ -217,6 +217,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer lines and meetings")
     parser.add_argument("--baseline", default=BASELINE, help="git revision of the baseline")
+    parser.add_argument(
+        "--sweep", type=float, nargs="*", default=[], help="also count speakers at these RHO"
+    )
     args = parser.parse_args()
     settings = get_settings()
     MODEL = speaker_model.load(settings.speaker_model, settings.data_dir)
@@ -269,7 +272,9 @@ def main() -> None:
         "baseline found words"
     )
     per_chunk: list[float] = []
-    right = 0
+    right, base_right = 0, 0
+    ours: list[float] = []
+    theirs: list[float] = []
     for name, signal, truth in cases:
         true = len({t.speaker for t in truth})
         kept, seconds = cached_features(signal, MODEL)
@@ -277,16 +282,27 @@ def main() -> None:
         found = diar.diarize_features(kept)
         hinted = diar.diarize_features(kept, num_speakers=true)
         right += found.speakers == true
+        ours.append(attribution(truth, found))
         old = ""
         if base is not None:
             was = base.diarize(signal)
-            old = f"{was.speakers:>5d}  {100 * attribution(truth, was):5.1f}%"
+            theirs.append(attribution(truth, was))
+            base_right += was.speakers == true
+            old = f"{was.speakers:>5d}  {100 * theirs[-1]:5.1f}%"
         print(
             f"{name[:40]:40s} {true:4d} {found.speakers:5d} "
             f"{100 * attribution(truth, found):5.1f}% | "
             f"{hinted.speakers:4d} {100 * attribution(truth, hinted):5.1f}% | {old}"
         )
-    print(f"speaker count right on {right}/{len(cases)} meetings")
+    print(f"speaker count right on {right}/{len(cases)} meetings (baseline {base_right})")
+    if args.sweep:
+        print("\ncalibration: clustering.RHO -> meetings with the right count, mean attribution")
+        kept_all = [(cached_features(s, MODEL)[0], t) for _, s, t in cases]
+        for rho in args.sweep:
+            found_all = [(diar.diarize_features(f, threshold=rho), t) for f, t in kept_all]
+            ok = sum(r.speakers == len({x.speaker for x in t}) for r, t in found_all)
+            mean = np.mean([attribution(t, r) for r, t in found_all])
+            print(f"  RHO {rho:.2f}: {ok}/{len(cases)} right, attribution {100 * mean:.1f}%")
 
     # 3. time
     joined = feat.assemble([cached_features(s, MODEL)[0] for _, s, _ in cases])
@@ -296,6 +312,12 @@ def main() -> None:
     after = time.perf_counter() - started
     print(f"\nfeatures per 30 s chunk: {np.mean(per_chunk):.2f} s (in transcription, in parallel)")
     print(f"diarize after the barrier, {ten.seconds / 60:.0f} min of features: {after:.2f} s")
+    if theirs:
+        print(
+            f"mean word attribution {100 * np.mean(ours):.1f}%, "
+            f"baseline {100 * np.mean(theirs):.1f}%"
+        )
+        print(f"ratio={np.mean(ours) / max(np.mean(theirs), 1e-9):.3f}")
 
 
 if __name__ == "__main__":

@@ -143,15 +143,20 @@ def _turns(labels: IntArray) -> list[SpeakerTurn]:
 
 
 def diarize_features(
-    f: feat.Features, num_speakers: int | None = None, max_speakers: int = 6
+    f: feat.Features,
+    num_speakers: int | None = None,
+    max_speakers: int = 6,
+    threshold: float | None = None,
 ) -> DiarizationResult:
-    """Diarization of precomputed features (see `features.of_samples`, `features.assemble`)."""
+    """Diarization of precomputed features (see `features.of_samples`, `features.assemble`);
+    `threshold` replaces `clustering.RHO` (calibration in bench/speakers.py)."""
     if (num_speakers is not None and num_speakers < 1) or max_speakers < 1:
         raise ValueError("num_speakers and max_speakers must be at least 1")
     if len(f) == 0:
         return DiarizationResult(speakers=0, turns=[])
     stretch = _stretches(f)
-    labels = clustering.cluster(f.embeddings, _units(stretch), num_speakers, max_speakers)
+    units = _units(stretch)
+    labels = clustering.cluster(f.embeddings, units, num_speakers, max_speakers, threshold)
     k = int(labels.max()) + 1
     turns = _turns(_smooth(_grid_labels(f, _viterbi(f, labels, k, stretch))))
     count = len({t.speaker for t in turns})
