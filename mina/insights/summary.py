@@ -54,6 +54,9 @@ _CHATTER = re.compile(
 # A person addressed by name: "Bob, can you ...", "Thanks, Alice."
 _VOCATIVE = re.compile(r"(?:^|,\s+)([A-Z][a-z]+)(?=[,.!?]|$)")
 _MIN_PROBABILITY = 0.5
+_JOIN_GAP = 1.5
+# A discourse opener is dropped from what is shown: "Okay, let's start ..." -> "Let's start ..."
+_OPENER = re.compile(r"^(?:(?:okay|ok|so|well|right|alright|now|and|but|yeah|yes)[,.]?\s+)+", re.I)
 _SUGGESTION = re.compile(r"^(?:how about|what about|why not|maybe|perhaps)\b", re.I)
 
 
@@ -85,16 +88,42 @@ def _terms(sentence: str) -> list[str]:
     return out
 
 
+def _joined(segments: Sequence[Segment]) -> list[Segment]:
+    """Segments with a sentence that goes on in the next one of the same speaker joined (a cut
+    at a speaker change or a chunk boundary leaves "We" + "decided to ship ...")."""
+    out: list[Segment] = []
+    for seg in segments:
+        last = out[-1] if out else None
+        if (
+            last is not None
+            and last.speaker == seg.speaker
+            and seg.start - last.end <= _JOIN_GAP
+            and not last.text.rstrip().endswith((".", "?", "!"))
+        ):
+            words = (last.words or []) + (seg.words or []) if last.words or seg.words else None
+            text = f"{last.text.rstrip()} {seg.text.strip()}"
+            out[-1] = last.model_copy(update={"text": text, "end": seg.end, "words": words})
+        else:
+            out.append(seg)
+    return out
+
+
 def _sentences(segments: Sequence[Segment]) -> list[_Sentence]:
     out: list[_Sentence] = []
-    for i, seg in enumerate(segments):
+    for i, seg in enumerate(_joined(segments)):
         cleaned, _ = clean_text(seg.text)
         unsure = _unsure(seg)
         for piece in textrules.split_sentences(cleaned):
-            sentence = _tidy(piece)
+            sentence = _tidy(_OPENER.sub("", piece))
             sound = not unsure and textrules.complete(sentence)
             out.append(_Sentence(sentence, seg.speaker, seg.start, i, _terms(sentence), 0, sound))
     return out
+
+
+def _asks(sentence: str) -> bool:
+    """A question, with or without its question mark ("Are the tests ready.")."""
+    first = textrules.norm((textrules.words(sentence) or [""])[0])
+    return sentence.rstrip().endswith("?") or first in textrules.QUESTION_STARTERS
 
 
 def _tidy(piece: str) -> str:
@@ -117,7 +146,12 @@ def _score(sentences: list[_Sentence]) -> Counter[str]:
     n = len(sentences)
     weight = Counter({t: math.log1p(tf[t]) * math.log(1 + n / df[t]) for t in tf})
     for k, s in enumerate(sentences):
-        if len(textrules.words(s.text)) < 4 or _CHATTER.search(s.text) or not s.sound:
+        if (
+            len(textrules.words(s.text)) < 4
+            or _CHATTER.search(s.text)
+            or not s.sound
+            or _asks(s.text)  # questions go to open questions, not key points
+        ):
             s.score = 0.0
             continue
         s.score = sum(weight[t] for t in set(s.terms)) / math.sqrt(1 + len(s.terms))

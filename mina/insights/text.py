@@ -285,10 +285,11 @@ def _has_verb(tokens: Sequence[str]) -> bool:
 
 def complete(sentence: str) -> bool:
     """A sentence a reader can take as it is: it starts with a capital, ends with . ? or !,
-    does not end on a word that leaves it open ("... and the."), holds a verb or a subject
-    (not a list of nouns), and shows no sign of garbled speech recognition: a sentence opening
-    with an object pronoun ("Me are the tests ready"), "I" before a capitalized word ("send
-    the budget I Wednesday"), or a function word alone between commas ("..., may, can you")."""
+    does not end on a word that leaves it open ("... and the."), is not a list of nouns (commas
+    or "and" and no sign of a verb or a subject), and shows no sign of garbled speech
+    recognition: an object pronoun first ("Me are the tests ready"), "I" before a capitalized
+    word ("send the budget I Wednesday"), or a function word alone between commas ("..., may,
+    can you")."""
     s = sentence.strip()
     if not s or not s[0].isupper() or s[-1] not in ".?!":
         return False
@@ -296,7 +297,7 @@ def complete(sentence: str) -> bool:
     tokens = [norm(w) for w in raw]
     if len(tokens) < 3 or tokens[-1] in _OPEN_ENDINGS or tokens[0] in _OBJECT_START:
         return False
-    if not _has_verb(tokens):
+    if not _has_verb(tokens) and ("," in s or "and" in tokens):  # a list of nouns
         return False
     if any(a == "I" and b[0].isupper() and b != "I" for a, b in itertools.pairwise(raw)):
         return False

@@ -250,3 +250,17 @@ def test_summary_never_shows_a_garbled_or_unsure_line() -> None:
     assert result.decisions == [
         "We decided to move the launch plan to the spring because of the vendor."
     ]
+
+
+def test_summary_joins_a_cut_sentence_and_drops_openers_and_questions() -> None:
+    talk = [
+        seg(0, 0.5, "We", "S1"),
+        seg(0.5, 4, "agreed to move the warehouse inventory to the new racks.", "S1"),
+        seg(4, 8, "Okay, so the racks arrive from the supplier on the ninth.", "S2"),
+        seg(8, 12, "Is the inventory software ready for the new racks.", "S1"),
+        seg(12, 16, "Not yet, the vendor still has to configure the scanners.", "S2"),
+    ]
+    result = summarize(talk)
+    assert result.decisions == ["We agreed to move the warehouse inventory to the new racks."]
+    assert "The racks arrive from the supplier on the ninth." in result.key_points
+    assert not any(p.startswith(("Okay", "So", "Is the")) for p in result.key_points)
