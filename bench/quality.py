@@ -5,6 +5,8 @@ In one run, on the same files, for each model (`MINA_WHISPER_MODEL`):
             decoding options of the measured commit's Settings (beam, temperature fallback,
             condition_on_previous_text, no_speech_threshold; word timestamps on, VAD off);
   whole bN  the same call with another beam size (`--beams`), for choosing the default;
+  turns     the same options, one call per turn (each speaker's utterance alone): the floor
+            that chunking could reach;
   mina      `mina process FILE --json` (30 s chunks, the real embedded pipeline) in a
             subprocess on a fresh data directory.
 Meetings: real speakers joined with pauses (bench/corpus.py: a lead-in, one 7 s pause, every
@@ -12,7 +14,8 @@ Meetings: real speakers joined with pauses (bench/corpus.py: a lead-in, one 7 s 
 For each: WER, the difference mina - whole, errors within +-2 s of each cut (reference words
 lost, inserted words, doubled words: an inserted word repeating one of its 4 neighbours),
 words skipped (runs of >= 3 reference words with no hypothesis words), words hallucinated in
-pauses (>= 1 s of silence), wall and CPU seconds.
+pauses (>= 1 s of silence), wall and CPU seconds. `--show` prints the words around each cut
+(errors marked `!`) and each skipped stretch.
 By default it measures the last commit (`git archive HEAD` into the cache; `--tree work`
 measures the working tree) and prints which. Results are cached per commit, model, options and
 audio under $MINA_BENCH_CACHE/results (`--fresh` ignores them).
@@ -45,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.corpus import (  # noqa: E402
     CACHE,
+    RATE,
     Meeting,
     Turn,
     normalize,
@@ -150,7 +154,14 @@ def decoding(settings: Any) -> dict[str, Any]:
 _models: dict[str, Any] = {}
 
 
-def whole_file(wav: Path, model_name: str, options: dict[str, Any], data: Path) -> dict[str, Any]:
+def whole_file(
+    wav: Path,
+    model_name: str,
+    options: dict[str, Any],
+    data: Path,
+    turns: Sequence[Turn] | None = None,
+) -> dict[str, Any]:
+    """One call on the whole file, or (`turns`) one call per turn: the floor chunking can reach."""
     from faster_whisper import WhisperModel
 
     from mina.settings import Settings
@@ -176,18 +187,33 @@ def whole_file(wav: Path, model_name: str, options: dict[str, Any], data: Path) 
     temperature: Any = 0.0
     if options["temperature_fallback"]:
         temperature = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    from faster_whisper import decode_audio
+
+    samples = decode_audio(str(wav))
+    pieces = [(0.0, samples)]
+    if turns is not None:
+        pad = int(0.1 * RATE)
+        pieces = [
+            (t.start, samples[max(0, int(t.start * RATE) - pad) : int(t.end * RATE) + pad])
+            for t in turns
+        ]
+        pieces = [(at - min(at, 0.1), piece) for at, piece in pieces]
     wall, cpu = time.monotonic(), time.process_time()
-    segments, _ = model.transcribe(
-        str(wav),
-        language="en",
-        beam_size=options["beam_size"],
-        temperature=temperature,
-        condition_on_previous_text=options["condition_on_previous_text"],
-        no_speech_threshold=options["no_speech_threshold"],
-        word_timestamps=True,
-        vad_filter=False,
-    )
-    words = [(w.start, w.end, w.word) for s in segments for w in (s.words or [])]
+    words: Words = []
+    for offset, piece in pieces:
+        segments, _ = model.transcribe(
+            piece,
+            language="en",
+            beam_size=options["beam_size"],
+            temperature=temperature,
+            condition_on_previous_text=options["condition_on_previous_text"],
+            no_speech_threshold=options["no_speech_threshold"],
+            word_timestamps=True,
+            vad_filter=False,
+        )
+        words += [
+            (offset + w.start, offset + w.end, w.word) for s in segments for w in (s.words or [])
+        ]
     return {"words": words, "wall": time.monotonic() - wall, "cpu": time.process_time() - cpu}
 
 
@@ -272,7 +298,7 @@ class Score:
         return self.lost_at_cuts + self.inserted_at_cuts + self.subs_at_cuts
 
 
-def score(meet: Meet, result: dict[str, Any], cached: bool) -> Score:
+def score(meet: Meet, result: dict[str, Any], cached: bool, show: bool = False) -> Score:
     ref_words = [w for t in meet.turns for w in spread(t.start, t.end, t.text)]
     ref, rt = tokens(ref_words)
     hyp, ht = tokens([tuple(w) for w in result["words"]])  # type: ignore[misc]
@@ -290,6 +316,9 @@ def score(meet: Meet, result: dict[str, Any], cached: bool) -> Score:
         if chunk.type == "delete":
             n = chunk.ref_end_idx - chunk.ref_start_idx
             if n >= 3:
+                if show:
+                    gone = " ".join(ref[chunk.ref_start_idx : chunk.ref_end_idx])
+                    print(f"      skipped at {rt[chunk.ref_start_idx]:.1f}s: {gone}")
                 skipped += n
                 if n > longest:
                     longest, longest_at = n, rt[chunk.ref_start_idx]
@@ -301,6 +330,19 @@ def score(meet: Meet, result: dict[str, Any], cached: bool) -> Score:
     subs = sum(1 for i, op in enumerate(ref_op) if op == "substitute" and near(rt[i]))
     inserted = [j for j, op in enumerate(hyp_op) if op == "insert" and near(ht[j])]
     doubled = sum(1 for j in inserted if hyp[j] in hyp[max(0, j - 4) : j] + hyp[j + 1 : j + 5])
+    if show:
+        for c in meet.cuts:
+            r = [
+                ref[i] + "!" * (ref_op[i] != "equal")
+                for i in range(len(ref))
+                if abs(rt[i] - c) <= WINDOW
+            ]
+            h = [
+                hyp[j] + "!" * (hyp_op[j] != "equal")
+                for j in range(len(hyp))
+                if abs(ht[j] - c) <= WINDOW
+            ]
+            print(f"      cut {c:.0f}s  ref: {' '.join(r)}\n{'':16s}hyp: {' '.join(h)}")
     quiet = [(a + PAUSE_MARGIN, b - PAUSE_MARGIN) for a, b in meet.pauses if b - a >= MIN_PAUSE]
     timed_in_pauses = [j for j, t in enumerate(ht) if any(a <= t <= b for a, b in quiet)]
     in_pauses = sum(1 for j in timed_in_pauses if hyp_op[j] == "insert")
@@ -341,10 +383,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one short real meeting, espeak 1 min")
     parser.add_argument("--models", default="", help="comma-separated (default: tiny.en,base)")
-    parser.add_argument("--beams", default="1", help="extra beam sizes of whole-file calls")
+    parser.add_argument("--beams", default="1,5", help="beam sizes of extra whole-file calls")
     parser.add_argument("--minutes", type=float, default=4.0, help="length of the real meetings")
     parser.add_argument("--tree", choices=("commit", "work"), default="commit")
     parser.add_argument("--commit", default="HEAD", help="the commit to measure (--tree commit)")
+    parser.add_argument(
+        "--no-turns", dest="turns", action="store_false", help="skip the one-call-per-turn floor"
+    )
+    parser.add_argument("--show", action="store_true", help="print the words around each cut")
     parser.add_argument("--fresh", action="store_true", help="ignore cached transcriptions")
     args = parser.parse_args()
 
@@ -361,7 +407,7 @@ def main() -> None:
         models = models[:1] if args.models else ["tiny.en"]
     beams = [int(b) for b in args.beams.split(",") if b and int(b) != options["beam_size"]]
     if args.quick:
-        beams = []
+        beams, args.turns = [], False
     minutes = 2.0 if args.quick else args.minutes
     meets = [real("real-4", 4, minutes, 0)]
     if not args.quick:
@@ -401,18 +447,29 @@ def main() -> None:
                     args.fresh,
                     lambda o=opts, w=m.wav, mo=model: whole_file(w, mo, o, models_dir.parent),
                 )
-                s = score(m, res, hit)
+                s = score(m, res, hit, args.show)
                 name = "whole" if beam == options["beam_size"] else f"whole b{beam}"
                 base = base or s
                 summary[(model, m.name, name)] = s
                 print(row(m, name + f" b{beam}" * (name == "whole"), s, base))
+            if args.turns:
+                res, hit = _cached(
+                    {**key, "system": "turns"},
+                    args.fresh,
+                    lambda w=m.wav, mo=model, t=m.turns: whole_file(
+                        w, mo, options, models_dir.parent, t
+                    ),
+                )
+                s = score(m, res, hit, args.show)
+                summary[(model, m.name, "turns")] = s
+                print(row(m, "turns", s, base))
             _models.clear()
             res, hit = _cached(
                 {**key, "system": "mina", "commit": commit},
                 args.fresh,
                 lambda w=m.wav, mo=model: mina_process(w, mo, code, models_dir),
             )
-            s = score(m, res, hit)
+            s = score(m, res, hit, args.show)
             summary[(model, m.name, "mina")] = s
             print(row(m, "mina", s, base))
 
