@@ -681,11 +681,12 @@ def test_local_action_items_include_the_planted_commitments(
         assert found["due"], (found, items)
         due = dt.date.fromisoformat(found["due"])
         assert due >= meeting_day and due.weekday() == weekday
-    # "I'll send the report" belongs to whoever said it, once diarization labelled speakers
-    # (Alice speaks first, so she is S1), served through the results API
+    # "I'll send the report" belongs to whoever said it, decided after diarization and stored
+    # (Alice speaks first, so she is S1), served by the name the conversation gave her
+    assert report["owner_speaker"] == "S1" and report["owner_basis"] == "commitment"
     served = client.get(f"/api/conversations/{cid}/tasks", headers=OPERATOR).get_json()["items"]
     report_served = next(i for i in served if "report" in i["text"].lower())
-    assert report_served["owner"] == "S1"
+    assert (report_served["owner"], report_served["owner_speaker"]) == ("Alice", "S1")
 
 
 @pytest.mark.parametrize("kind", ["local", "s3"])
