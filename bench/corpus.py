@@ -76,6 +76,62 @@ SOURCES: dict[str, Source] = {
             "CC-BY-SA-3.0 (Allison Smith)",
             "the prompts' texts (core-sounds-en.txt)",
         ),
+        *(
+            Source(
+                f"asterisk-{lang}{suffix}",
+                "debian",
+                f"asterisk-core-sounds-{lang}{suffix}",
+                "1.6.1-1",
+                f"asterisk-core-sounds-{lang}{suffix}_1.6.1-1_all.deb",
+                digest,
+                license,
+                who if suffix else "the prompts' texts",
+            )
+            for lang, suffix, digest, license, who in (
+                (
+                    "fr",
+                    "-wav",
+                    "8d4e1bc32ed5ba7fbda40841ca1825ed20cc6232724a473c90f8bb0e53e6073e",
+                    "CC-BY-SA-3.0 (June Wallack)",
+                    "one professional voice (June), Canadian French",
+                ),
+                (
+                    "fr",
+                    "",
+                    "04c82c78c570c43a7136cbc5e2488d0c470b775468dff9fbce4a131b18cf1056",
+                    "CC-BY-SA-3.0 (June Wallack)",
+                    "",
+                ),
+                (
+                    "it",
+                    "-wav",
+                    "5a26638089e134b8ac39363fe249c5c93c50cd8bfdc9b2499ae61ec4a35e2fcb",
+                    "CC-BY-3.0 (Carlo Flora)",
+                    "one professional male voice (Carlo), Italian",
+                ),
+                (
+                    "it",
+                    "",
+                    "3884d9457e12f21caa018c18f0d587df5d53ebea14b673d8453a134c5941ab3b",
+                    "CC-BY-3.0 (Carlo Flora)",
+                    "",
+                ),
+                (
+                    "ru",
+                    "-wav",
+                    "ccbfaebfa450b7a9ddf644ae0f3d1e9017d5df7c0aebe816e946345589d38201",
+                    "CC-BY-SA-3.0 (Maxim Topal)",
+                    "one professional voice, Russian",
+                ),
+                (
+                    "ru",
+                    "",
+                    "28a61616bb0cd3345a7ea532dec4df9f071e5d0fa9f8c1a563ea9669002f39ab",
+                    "CC-BY-SA-3.0 (Maxim Topal)",
+                    "",
+                ),
+            )
+        ),
         Source(
             "sonnet",
             "pypi",
@@ -108,8 +164,16 @@ SOURCES: dict[str, Source] = {
         ),
     )
 }
-# Speakers a meeting draws on, most material first.
+# English speakers a meeting draws on, most material first.
 SPEAKERS = ("allison", "sonnet", "austen", "cards")
+# Three more professional voices in other languages (for speaker and language benches).
+OTHER_LANGUAGES = {"asterisk-fr": "fr", "asterisk-it": "it", "asterisk-ru": "ru"}
+_VOICES = {
+    "asterisk": ("en", "en_US_f_Allison", "allison"),
+    "asterisk-fr": ("fr", "fr_CA_f_June", "june"),
+    "asterisk-it": ("it", "it_IT_m_Carlo", "carlo"),
+    "asterisk-ru": ("ru", "ru_RU_f_IvrvoiceRU", "ru-voice"),
+}
 
 
 @dataclass(frozen=True)
@@ -119,6 +183,7 @@ class Utterance:
     wav: Path  # 16 kHz mono WAV, silence trimmed
     seconds: float
     source: str
+    language: str = "en"
 
 
 @dataclass(frozen=True)
@@ -285,10 +350,13 @@ def _finish(raw: Path, out: Path) -> float:
 # --- the sources ------------------------------------------------------------------------------
 
 
-def _asterisk() -> Iterable[tuple[str, str, Path, Path]]:
-    sounds = _unpack(SOURCES["asterisk"]) / "usr/share/asterisk/sounds/en_US_f_Allison"
-    texts = _unpack(SOURCES["asterisk-texts"]) / "usr/share/doc/asterisk-core-sounds-en"
-    with gzip.open(texts / "core-sounds-en.txt.gz", "rt", encoding="utf-8") as f:
+def _asterisk(source: str) -> Iterable[tuple[str, str, Path, Path]]:
+    lang, folder, speaker = _VOICES[source]
+    wavs = SOURCES["asterisk"] if lang == "en" else SOURCES[f"{source}-wav"]
+    text_pkg = SOURCES["asterisk-texts"] if lang == "en" else SOURCES[source]
+    sounds = _unpack(wavs) / "usr/share/asterisk/sounds" / folder
+    texts = _unpack(text_pkg) / f"usr/share/doc/asterisk-core-sounds-{lang}"
+    with gzip.open(texts / f"core-sounds-{lang}.txt.gz", "rt", encoding="utf-8") as f:
         for line in f:
             name, sep, text = line.partition(":")
             # Stage directions are not spoken: "(simple tone sound plays)", "<beep>", "[tones]".
@@ -300,7 +368,7 @@ def _asterisk() -> Iterable[tuple[str, str, Path, Path]]:
                 continue
             wav = sounds / f"{name.strip()}.wav"
             if wav.exists():
-                yield "allison", text, wav, CACHE / "utt/asterisk" / f"{name.strip()}.wav"
+                yield speaker, text, wav, CACHE / "utt" / source / f"{name.strip()}.wav"
 
 
 def _sonnet() -> Iterable[tuple[str, str, Path, Path, float, float]]:
@@ -332,8 +400,8 @@ def _pocketsphinx(folder: str, speaker: str) -> Iterable[tuple[str, str, Path, P
 
 def _load(source: str) -> list[Utterance]:
     out: list[Utterance] = []
-    if source == "asterisk":
-        items = [(*item, None, None) for item in _asterisk()]
+    if source in _VOICES:
+        items = [(*item, None, None) for item in _asterisk(source)]
     elif source == "sonnet":
         items = list(_sonnet())  # type: ignore[arg-type]
     elif source == "austen":
@@ -341,7 +409,8 @@ def _load(source: str) -> list[Utterance]:
     elif source == "cards":
         items = [(*item, None, None) for item in _pocketsphinx("cards", "cards")]
     else:
-        raise ValueError(f"unknown source {source!r}; known: {sorted(SOURCES)}")
+        known = [*_VOICES, "sonnet", "austen", "cards"]
+        raise ValueError(f"unknown source {source!r}; known: {known}")
     for speaker, text, src, dst, start, end in items:
         if not dst.exists():
             raw = dst.with_suffix(".raw.wav")
@@ -349,7 +418,9 @@ def _load(source: str) -> list[Utterance]:
             _finish(raw, dst)
         with wave.open(str(dst), "rb") as w:
             seconds = w.getnframes() / RATE
-        out.append(Utterance(speaker, text, dst, seconds, source))
+        out.append(
+            Utterance(speaker, text, dst, seconds, source, OTHER_LANGUAGES.get(source, "en"))
+        )
     return out
 
 
@@ -500,19 +571,22 @@ def number_words(n: int) -> str:
     return " ".join(_ONES[int(d)] for d in str(n))
 
 
-def normalize(text: str) -> str:
-    """Lower case, no punctuation or fillers, numbers as words, a few spellings unified."""
+def normalize(text: str, language: str = "en") -> str:
+    """Lower case, no punctuation; English also loses fillers and gets numbers as words."""
     text = text.lower().replace("%", " percent").replace("&", " and ").replace("#", " pound ")
-    text = re.sub(r"(?<=\d),(?=\d{3})", "", text)
-    text = re.sub(r"(\d+)(st|nd|rd|th)\b", r"\1", text)
-    text = re.sub(r"\d+", lambda m: " " + number_words(int(m.group())) + " ", text)
+    if language == "en":
+        text = re.sub(r"(?<=\d),(?=\d{3})", "", text)
+        text = re.sub(r"(\d+)(st|nd|rd|th)\b", r"\1", text)
+        text = re.sub(r"\d+", lambda m: " " + number_words(int(m.group())) + " ", text)
     text = text.replace("'", "").replace("\u2019", "")
-    words = re.sub(r"[^a-z ]+", " ", text).split()
+    words = re.sub(r"[^\w ]|_", " ", text).split()
+    if language != "en":
+        return " ".join(words)
     return " ".join(_SPELLING.get(w, w) for w in words if w not in FILLERS)
 
 
-def wer(reference: str, hypothesis: str) -> float:
-    ref, hyp = normalize(reference), normalize(hypothesis)
+def wer(reference: str, hypothesis: str, language: str = "en") -> float:
+    ref, hyp = normalize(reference, language), normalize(hypothesis, language)
     if not ref:
         return 0.0 if not hyp else 1.0
     return float(jiwer.wer(ref, hyp or "<empty>"))
@@ -523,7 +597,8 @@ if __name__ == "__main__":
         print(row)
     utts = utterances()
     print(f"{len(utts)} utterances, {sum(u.seconds for u in utts) / 60:.1f} min")
-    for s in SPEAKERS:
+    utts += utterances(tuple(OTHER_LANGUAGES))
+    for s in (*SPEAKERS, "june", "carlo", "ru-voice"):
         mine = [u for u in utts if u.speaker == s]
         print(f"  {s:8s} {len(mine):4d} utterances {sum(u.seconds for u in mine):7.1f} s")
     for m in real_meetings():

@@ -113,6 +113,11 @@ def test_normalize(text: str, expected: str) -> None:
     assert normalize(text) == expected
 
 
+def test_normalize_other_languages_keeps_their_letters() -> None:
+    assert normalize("¿Dónde está el 2º piso?", "es") == "dónde está el 2º piso"
+    assert normalize("Этот оператор, уже!", "ru") == "этот оператор уже"
+
+
 def test_wer_counts_after_normalizing() -> None:
     assert wer("Press 1 for sales.", "press one for sales") == 0.0
     assert wer("a b c d", "a x c") == pytest.approx(0.5)
