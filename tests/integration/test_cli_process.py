@@ -170,3 +170,15 @@ def test_bad_files_exit_non_zero_with_one_line(case: str, message: str, tmp_path
     if db.exists():
         with sqlite3.connect(db) as conn:
             assert conn.execute("SELECT count(*) FROM conversation").fetchone() == (0,)
+
+
+def test_a_language_the_model_cannot_transcribe_is_refused_before_any_work(
+    wav_meeting: tuple[Path, str], tmp_path: Path
+) -> None:
+    src, _ = wav_meeting
+    out = run_mina(["process", str(src), "--language", "es"], tmp_path / "data")
+    assert out.returncode != 0
+    assert "English only" in out.stderr and "MINA_WHISPER_MODEL=base" in out.stderr
+    out = run_mina(["process", str(src), "--language", "klingon"], tmp_path / "data")
+    assert out.returncode != 0 and "not a language code" in out.stderr
+    assert not (tmp_path / "data" / "mina.db").exists()  # nothing was created
