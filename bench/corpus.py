@@ -573,7 +573,13 @@ def number_words(n: int) -> str:
 
 def normalize(text: str, language: str = "en") -> str:
     """Lower case, no punctuation; English also loses fillers and gets numbers as words."""
-    text = text.lower().replace("%", " percent").replace("&", " and ").replace("#", " pound ")
+    text = (
+        text.lower()
+        .replace("%", " percent")
+        .replace("&", " and ")
+        .replace("#", " pound ")
+        .replace("*", " star ")
+    )
     if language == "en":
         text = re.sub(r"(?<=\d),(?=\d{3})", "", text)
         text = re.sub(r"(\d+)(st|nd|rd|th)\b", r"\1", text)

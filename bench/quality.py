@@ -473,25 +473,33 @@ def main() -> None:
             summary[(model, m.name, "mina")] = s
             print(row(m, "mina", s, base))
 
-    print("\nsummary (real meetings, words pooled):")
+    print("\nsummary (words pooled over the real meetings; espeak apart), markdown:")
+    print(
+        "| model | system | WER real | WER espeak | errors within 2 s of a cut (real) "
+        "| doubled at cuts | words skipped | words in pauses | wall real | CPU real |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    cuts = {m.name: len(m.cuts) for m in meets}
     pooled: dict[tuple[str, str], float] = {}
+    systems = list(dict.fromkeys(sy for (_, _, sy) in summary))
     for model in models:
-        for system in ("whole", "mina"):
-            picked = [
-                v
-                for (mo, me, sy), v in summary.items()
-                if mo == model and sy == system and me.startswith("real")
-            ]
-            n = sum(p.ref_words for p in picked)
-            w = sum(p.wer * p.ref_words for p in picked) / max(1, n)
-            print(
-                f"  {model:8s} {system:6s} WER {100 * w:5.1f} %  skipped "
-                f"{sum(p.skipped for p in picked)}  doubled at cuts "
-                f"{sum(p.doubled_at_cuts for p in picked)}  in pauses "
-                f"{sum(p.in_pauses for p in picked)}  wall {sum(p.wall for p in picked):.0f}s "
-                f"cpu {sum(p.cpu for p in picked):.0f}s"
-            )
+        for system in systems:
+            picked = {me: v for (mo, me, sy), v in summary.items() if (mo, sy) == (model, system)}
+            reals = [v for me, v in picked.items() if me.startswith("real")]
+            if not reals:
+                continue
+            n = sum(p.ref_words for p in reals)
+            w = sum(p.wer * p.ref_words for p in reals) / max(1, n)
             pooled[(model, system)] = w
+            esp = [f"{100 * v.wer:.1f} %" for me, v in picked.items() if me.startswith("espeak")]
+            n_cuts = sum(cuts[me] for me in picked if me.startswith("real"))
+            print(
+                f"| {model} | {system} | {100 * w:.1f} % | {', '.join(esp) or '-'} "
+                f"| {sum(p.cut_errors for p in reals) / max(1, n_cuts):.2f} per cut "
+                f"| {sum(p.doubled_at_cuts for p in reals)} | {sum(p.skipped for p in reals)} "
+                f"| {sum(p.in_pauses for p in reals)} | {sum(p.wall for p in reals):.0f} s "
+                f"| {sum(p.cpu for p in reals):.0f} s |"
+            )
     last = CACHE / "results" / "last.json"
     last.write_text(json.dumps({"|".join(k): asdict(v) for k, v in summary.items()}, indent=1))
     first = models[0]
