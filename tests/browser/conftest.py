@@ -29,6 +29,30 @@ CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(os.environ.get("MINA_TEST_SCREENSHOTS") or tempfile.mkdtemp(prefix="mina-shots-"))
 
 
+# Every box whose content must fit inside it: cards, stat tiles, key-value tiles, the
+# horizontal scrollers around tables, and the tables themselves against their container.
+OVERFLOWS = """
+() => {
+  const out = [];
+  const boxes = document.querySelectorAll(".card, .stat, .kv > div, .scroll-x, .scroll, .topbar");
+  for (const node of boxes) {
+    if (node.offsetParent === null) continue;  // hidden
+    if (node.scrollWidth > node.clientWidth + 1) {
+      out.push(`${node.id || node.className} (${node.dataset.stat || ""}): content ` +
+               `${node.scrollWidth}px in ${node.clientWidth}px`);
+    }
+  }
+  for (const table of document.querySelectorAll("table")) {
+    if (table.offsetParent === null) continue;
+    const box = table.parentElement.getBoundingClientRect();
+    const own = table.getBoundingClientRect();
+    if (own.right > box.right + 1) out.push(`table#${table.id}: ${own.right - box.right}px out`);
+  }
+  return out;
+}
+"""
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

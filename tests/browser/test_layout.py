@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from mina.db import session_scope
 from mina.models import Chunk
-from tests.browser.conftest import SHOTS, console_log
+from tests.browser.conftest import OVERFLOWS, SHOTS, console_log
 from tests.browser.test_pages import SIMULATED, Watch, create_conversation, upload_and_finish
 from tests.conftest import OPERATOR_TOKEN
 from tests.fixtures.audio import Meeting, meeting
@@ -21,29 +21,6 @@ from tests.fixtures.stack import wait_for
 pytestmark = pytest.mark.browser
 
 WIDTHS = (1280, 1440)
-
-# Every box whose content must fit inside it: cards, stat tiles, key-value tiles, the
-# horizontal scrollers around tables, and the tables themselves against their container.
-OVERFLOWS = """
-() => {
-  const out = [];
-  const boxes = document.querySelectorAll(".card, .stat, .kv > div, .scroll-x, .scroll, .topbar");
-  for (const node of boxes) {
-    if (node.offsetParent === null) continue;  // hidden
-    if (node.scrollWidth > node.clientWidth + 1) {
-      out.push(`${node.id || node.className} (${node.dataset.stat || ""}): content ` +
-               `${node.scrollWidth}px in ${node.clientWidth}px`);
-    }
-  }
-  for (const table of document.querySelectorAll("table")) {
-    if (table.offsetParent === null) continue;
-    const box = table.parentElement.getBoundingClientRect();
-    const own = table.getBoundingClientRect();
-    if (own.right > box.right + 1) out.push(`table#${table.id}: ${own.right - box.right}px out`);
-  }
-  return out;
-}
-"""
 
 
 @pytest.fixture(scope="module")

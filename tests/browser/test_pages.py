@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from mina.db import session_scope
 from mina.models import Chunk, Event
-from tests.browser.conftest import SHOTS, console_log
+from tests.browser.conftest import OVERFLOWS, SHOTS, console_log
 from tests.conftest import OPERATOR_TOKEN
 from tests.fixtures.audio import Meeting, meeting, wer
 from tests.fixtures.stack import wait_for
@@ -139,6 +139,9 @@ def test_participant_uploads_a_file_and_sees_the_reveal(
     assert status["processing_status"] == "ready" and status["expected_chunks"] == pieces
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "participant.png"), full_page=True)
+    for width in (1280, 1440):  # the revealed page: no card or table overflows
+        page.set_viewport_size({"width": width, "height": 900})
+        assert page.evaluate(OVERFLOWS) == [], width
 
 
 def test_a_file_longer_than_the_chunk_limit_is_cut_into_pieces_in_the_browser(
