@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: installs what the tests need on a fresh machine, starts PostgreSQL
 # and Redis when they are down, creates a throwaway database, then runs ruff, mypy,
-# `alembic check` and pytest (services profile, then the embedded profile). Fails loudly.
+# `alembic check` and pytest (services profile, with Schemathesis over the live /openapi.json in
+# tests/integration/test_schemathesis.py, then the embedded profile). Fails loudly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
