@@ -30,7 +30,7 @@ from scipy.cluster.hierarchy import fcluster, linkage
 
 log = logging.getLogger(__name__)
 
-RHO = 0.85  # clusters at least this alike (see above) are one speaker
+RHO = 0.70  # clusters at least this alike (see above) are one speaker
 MAX_START = 12  # clusters the tree is first cut into
 MIN_SHARE = 0.03  # a speaker holds at least this share of the windows ...
 MIN_WINDOWS = 3  # ... and at least this many

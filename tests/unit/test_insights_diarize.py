@@ -25,7 +25,6 @@ VOICES = {
     "high": ["-v", "en-us+f3", "-p", "70"],  # ~250 Hz
     "low": ["-v", "en-us+m3", "-p", "30"],  # ~90 Hz
     "mid": ["-v", "en-us+f2", "-p", "35"],  # ~160 Hz
-    "other": ["-v", "en-us+m1", "-p", "45"],
 }
 LINES = [
     "Good morning everyone, let us review the launch plan for the new pricing page.",
@@ -137,7 +136,7 @@ def two_voices(tmp_path_factory: pytest.TempPathFactory) -> Meeting:
 
 @pytest.fixture(scope="module")
 def three_voices(tmp_path_factory: pytest.TempPathFactory) -> Meeting:
-    return _make_meeting(tmp_path_factory.mktemp("three"), ["high", "low", "other"], count=12)
+    return _make_meeting(tmp_path_factory.mktemp("three"), ["high", "low", "mid"], count=12)
 
 
 def _chunks(signal: np.ndarray, seconds: float = 30.0) -> list[np.ndarray]:
