@@ -10,7 +10,7 @@ from flask import Flask
 from api import errors, inputs
 from api.context import AppServices
 from api.extensions import socketio, spec
-from mina import db, events
+from mina import db, events, redact
 from mina.realtime import SocketIOEmitter, build_manager
 from mina.settings import Settings, get_settings
 from mina.storage import build_storage
@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    redact.install(logging.getLogger("werkzeug"))  # its request log quotes `?token=…`
 
     db.configure(settings.resolved_database_url, settings)
     from workers.dispatch import DramatiqDispatcher
