@@ -5,7 +5,7 @@ In one run, on the same files, for each model (`MINA_WHISPER_MODEL`):
             decoding options of the measured commit's Settings (beam, temperature fallback,
             condition_on_previous_text, no_speech_threshold; word timestamps on, VAD off);
   whole bN  the same call with another beam size (`--beams`), for choosing the default;
-  turns     the same options, one call per turn (each speaker's utterance alone): the floor
+  turns     (`--turns`) the same options, one call per turn (each utterance alone): the floor
             that chunking could reach;
   mina      `mina process FILE --json` (30 s chunks, the real embedded pipeline) in a
             subprocess on a fresh data directory.
@@ -20,7 +20,8 @@ By default it measures the last commit (`git archive HEAD` into the cache; `--tr
 measures the working tree) and prints which. Results are cached per commit, model, options and
 audio under $MINA_BENCH_CACHE/results (`--fresh` ignores them).
 Last line: `ratio=<mina WER / whole WER>` on the real meetings with the first model.
-Usage: .venv/bin/python bench/quality.py [--quick] [--models tiny.en,base] [--tree head|work]
+Usage: .venv/bin/python bench/quality.py [--quick] [--models tiny.en,base] [--commit REV | --tree work]
+       [--beams 1,5] [--turns] [--show] [--fresh]
 """
 
 from __future__ import annotations
@@ -388,7 +389,7 @@ def main() -> None:
     parser.add_argument("--tree", choices=("commit", "work"), default="commit")
     parser.add_argument("--commit", default="HEAD", help="the commit to measure (--tree commit)")
     parser.add_argument(
-        "--no-turns", dest="turns", action="store_false", help="skip the one-call-per-turn floor"
+        "--turns", action="store_true", help="also one call per turn (the floor; ~2x the time)"
     )
     parser.add_argument("--show", action="store_true", help="print the words around each cut")
     parser.add_argument("--fresh", action="store_true", help="ignore cached transcriptions")
