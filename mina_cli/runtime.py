@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from rich.console import Console
 from sqlalchemy.exc import SQLAlchemyError
 
-from mina import db
+from mina import db, languages
 from mina.errors import ConfigurationError, MinaError
 from mina.pipeline.transcribe import Services
 from mina.repair import Repair
@@ -28,6 +28,13 @@ def check_configuration(settings: Settings) -> None:
         raise ConfigurationError("MINA_LANGUAGE_PROVIDER=openai needs MINA_OPENAI_API_KEY")
     if settings.transcriber == "assemblyai" and not settings.assemblyai_api_key:
         raise ConfigurationError("MINA_TRANSCRIBER=assemblyai needs MINA_ASSEMBLYAI_API_KEY")
+    if settings.language not in ("auto", "en") and languages.english_only_model(settings):
+        raise ConfigurationError(
+            f"MINA_LANGUAGE={settings.language} needs a multilingual model: "
+            f"MINA_WHISPER_MODEL={settings.whisper_model} knows English only (set base)"
+        )
+    if settings.language != "auto" and settings.language not in languages.CODES:
+        raise ConfigurationError(f"MINA_LANGUAGE={settings.language!r} is not a language code")
     url = settings.broker_url
     if url and not url.startswith(("redis://", "rediss://", "amqp://", "amqps://")):
         raise ConfigurationError(f"MINA_BROKER_URL must be redis:// or amqp://, not {url!r}")
