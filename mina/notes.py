@@ -18,6 +18,7 @@ import logging
 import re
 from typing import Any
 
+import pydantic
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -89,7 +90,15 @@ def settle(conversation_id: str) -> None:
             conv.speaker_names = merged
         if tasks is None or tasks.status != DONE or tasks.result is None:
             return
-        found = TasksResult.model_validate(tasks.result)
+        try:
+            found = TasksResult.model_validate(tasks.result)
+        except pydantic.ValidationError as exc:  # a row from another version: shown as stored
+            log.error(
+                "conversation %s: tasks result unreadable, owners not settled: %s",
+                conversation_id,
+                exc.error_count(),
+            )
+            return
         items = owners.settle(found.items, segments, shown_names(conv))
         settled = TasksResult(items=items, notice=found.notice).model_dump(mode="json")
         if settled != tasks.result:
