@@ -33,6 +33,17 @@ class TranscriptionWebhook(BaseModel):
     status: str = Field(examples=["completed", "error"])
 
 
+class WebhookQuery(BaseModel):
+    chunk: str = Field(max_length=64, description="the chunk the provider job was submitted for")
+
+
+class WebhookHeaders(BaseModel):
+    token: str = Field(
+        alias=WEBHOOK_HEADER,
+        description="HMAC-SHA256 of `{provider}:{chunk}` with MINA_WEBHOOK_SECRET, hex",
+    )
+
+
 class WebhookAck(BaseModel):
     status: str = Field(examples=["accepted", "duplicate"])
     id: str
@@ -41,6 +52,8 @@ class WebhookAck(BaseModel):
 @bp.post("/transcription/<provider>")
 @spec.validate(
     json=TranscriptionWebhook,
+    query=WebhookQuery,
+    headers=WebhookHeaders,
     skip_validation=True,  # verified and parsed by mina.webhooks, after the token
     resp=Resp(
         HTTP_200=WebhookAck, HTTP_400=ErrorResponse, HTTP_401=ErrorResponse, HTTP_404=ErrorResponse

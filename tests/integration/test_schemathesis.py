@@ -21,11 +21,17 @@ from typing import Any
 
 import pytest
 import requests
+from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
+from mina.db import session_scope
+from mina.models import WebhookDelivery
+from mina.webhooks import token
 from tests.fixtures.stack import OPERATOR, bearer
 
 ROOT = Path(__file__).resolve().parents[2]
+WEBHOOK_SECRET = "whsec-fuzz"
+WEBHOOK_CHUNK = "chunk-fuzz"
 SEED = 15
 EXAMPLES = 12
 CHECKS = "not_a_server_error,response_schema_conformance"
@@ -60,6 +66,12 @@ def config_file(tmp_path: Path, conversation_id: str | None = None) -> Path:
         lines += [f'"{key}" = {{ dictionary = "{name}", probability = 0.5 }}' for key in keys]
     if conversation_id is None:
         lines.append('"path.conversation_id" = { dictionary = "text", probability = 0.3 }')
+        signature = token(WEBHOOK_SECRET, "assemblyai", WEBHOOK_CHUNK)
+        lines += [
+            '"path.provider" = "assemblyai"',
+            f'"query.chunk" = "{WEBHOOK_CHUNK}"',
+            f'"header.X-Mina-Webhook-Token" = "{signature}"',
+        ]
     else:
         lines.append(f'"path.conversation_id" = "{conversation_id}"')
     config = tmp_path / "schemathesis.toml"
@@ -72,7 +84,9 @@ def live(clean_db: str, env: Any) -> Iterator[str]:
     from api import create_app
     from mina.settings import get_settings
 
-    env(sse_max_seconds=1, sse_poll_seconds=0.2)  # an event stream ends instead of holding on
+    # an event stream ends instead of holding on; webhooks are configured, so signed bodies
+    # reach the code that parses and stores them
+    env(sse_max_seconds=1, sse_poll_seconds=0.2, webhook_secret=WEBHOOK_SECRET)
     app = create_app(get_settings())
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -121,6 +135,8 @@ def test_operator_token_random_ids(live: str, tmp_path: Path) -> None:
     out = schemathesis(live, OPERATOR, config_file(tmp_path), tmp_path / "operator.xml")
     tested = int(re.search(r"Tested: (\d+)", out).group(1))  # type: ignore[union-attr]
     assert tested >= 25, out[-2000:]  # every operation of the document was exercised
+    with session_scope() as s:  # signed webhook bodies got through to the stored deliveries
+        assert s.scalar(select(func.count()).select_from(WebhookDelivery)), out[-2000:]
 
 
 def test_participant_token_on_its_conversation(live: str, tmp_path: Path) -> None:
