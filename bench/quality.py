@@ -20,8 +20,8 @@ By default it measures the last commit (`git archive HEAD` into the cache; `--tr
 measures the working tree) and prints which. Results are cached per commit, model, options and
 audio under $MINA_BENCH_CACHE/results (`--fresh` ignores them).
 Last line: `ratio=<mina WER / whole WER>` on the real meetings with the first model.
-Usage: .venv/bin/python bench/quality.py [--quick] [--models tiny.en,base] [--commit REV | --tree work]
-       [--beams 1,5] [--turns] [--show] [--fresh]
+Usage: .venv/bin/python bench/quality.py [--quick] [--models tiny.en,base]
+       [--commit REV | --tree work] [--beams 1,5] [--turns] [--more N] [--show] [--fresh]
 """
 
 from __future__ import annotations
@@ -391,6 +391,9 @@ def main() -> None:
     parser.add_argument(
         "--turns", action="store_true", help="also one call per turn (the floor; ~2x the time)"
     )
+    parser.add_argument(
+        "--more", type=int, default=0, help="this many more real meetings (3 speakers, new seeds)"
+    )
     parser.add_argument("--show", action="store_true", help="print the words around each cut")
     parser.add_argument("--fresh", action="store_true", help="ignore cached transcriptions")
     args = parser.parse_args()
@@ -413,6 +416,7 @@ def main() -> None:
     meets = [real("real-4", 4, minutes, 0)]
     if not args.quick:
         meets.append(real("real-2", 2, minutes * 0.75, 1))
+        meets += [real(f"real-3-s{k}", 3, minutes, 10 + k) for k in range(args.more)]
     meets.append(espeak("espeak-2", 1.0 if args.quick else 2.0))
 
     print(
