@@ -11,6 +11,7 @@ import pytest
 
 from bench.corpus import (
     RATE,
+    Turn,
     Utterance,
     build_meeting,
     meeting_order,
@@ -122,3 +123,28 @@ def test_wer_counts_after_normalizing() -> None:
     assert wer("Press 1 for sales.", "press one for sales") == 0.0
     assert wer("a b c d", "a x c") == pytest.approx(0.5)
     assert wer("", "") == 0.0 and wer("", "hello") == 1.0
+
+
+def test_quality_scores_cut_errors_skips_and_words_in_pauses(tmp_path: Path) -> None:
+    from bench.quality import Meet, score, spread
+
+    turns = [
+        Turn("a", 0.0, 10.0, "one two three four five six seven eight nine ten"),
+        Turn("b", 12.0, 22.0, "alpha beta gamma delta epsilon zeta eta theta iota kappa"),
+        Turn("a", 26.0, 36.0, "red orange yellow green blue indigo violet black white grey"),
+    ]
+    meet = Meet("t", tmp_path / "t.wav", turns, [31.0], [(10.0, 12.0), (22.0, 26.0)], 36.0)
+    words = [w for t in turns for w in spread(t.start, t.end, t.text)]
+    perfect = score(meet, {"words": words, "wall": 1.0, "cpu": 1.0}, cached=False)
+    assert perfect.wer == 0.0 and perfect.cut_errors == 0 and perfect.skipped == 0
+
+    hyp = [w for w in words if w[2] not in {"gamma", "delta", "epsilon"}]  # a stretch skipped
+    hyp.append((24.0, 24.3, "hello"))  # made up in the 4 s pause
+    at = next(i for i, w in enumerate(hyp) if w[2] == "green")  # doubled at the 31 s cut
+    hyp.insert(at + 1, (hyp[at][1], hyp[at][1] + 0.1, "green"))
+    hyp.sort()
+    s = score(meet, {"words": hyp, "wall": 1.0, "cpu": 1.0}, cached=False)
+    assert s.skipped == 3 and s.longest_skip.startswith("3 words at 1")
+    assert s.in_pauses == 1
+    assert s.doubled_at_cuts == 1 and s.inserted_at_cuts == 1 and s.lost_at_cuts == 0
+    assert s.wer == pytest.approx(5 / 30)
