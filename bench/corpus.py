@@ -168,6 +168,8 @@ SOURCES: dict[str, Source] = {
 SPEAKERS = ("allison", "sonnet", "austen", "cards")
 # Three more professional voices in other languages (for speaker and language benches).
 OTHER_LANGUAGES = {"asterisk-fr": "fr", "asterisk-it": "it", "asterisk-ru": "ru"}
+ENGLISH = ("asterisk", "sonnet", "austen", "cards")
+ALL_VOICES = (*ENGLISH, *OTHER_LANGUAGES)  # 7 speakers, e.g. for speaker verification
 _VOICES = {
     "asterisk": ("en", "en_US_f_Allison", "allison"),
     "asterisk-fr": ("fr", "fr_CA_f_June", "june"),
@@ -424,10 +426,8 @@ def _load(source: str) -> list[Utterance]:
     return out
 
 
-def utterances(
-    sources: Sequence[str] = ("asterisk", "sonnet", "austen", "cards"),
-) -> list[Utterance]:
-    """Every utterance (0.8-20 s) of the given sources, in a stable order."""
+def utterances(sources: Sequence[str] = ENGLISH) -> list[Utterance]:
+    """Every utterance (0.8-20 s) of the given sources (`ALL_VOICES`: 7 speakers), in order."""
     return [u for s in sources for u in _load(s) if 0.8 <= u.seconds <= 20.0]
 
 
@@ -601,9 +601,8 @@ def wer(reference: str, hypothesis: str, language: str = "en") -> float:
 if __name__ == "__main__":
     for row in provenance():
         print(row)
-    utts = utterances()
+    utts = utterances(ALL_VOICES)
     print(f"{len(utts)} utterances, {sum(u.seconds for u in utts) / 60:.1f} min")
-    utts += utterances(tuple(OTHER_LANGUAGES))
     for s in (*SPEAKERS, "june", "carlo", "ru-voice"):
         mine = [u for u in utts if u.speaker == s]
         print(f"  {s:8s} {len(mine):4d} utterances {sum(u.seconds for u in mine):7.1f} s")
