@@ -17,8 +17,9 @@ words skipped (runs of >= 3 reference words with no hypothesis words), words hal
 pauses (>= 1 s of silence), wall and CPU seconds. `--show` prints the words around each cut
 (errors marked `!`) and each skipped stretch.
 By default it measures the last commit (`git archive HEAD` into the cache; `--tree work`
-measures the working tree) and prints which. Results are cached per commit, model, options and
-audio under $MINA_BENCH_CACHE/results (`--fresh` ignores them).
+measures the working tree) and prints which. Results are cached per code tree (mina, mina_cli,
+workers, migrations, pyproject.toml), model, options and audio under $MINA_BENCH_CACHE/results
+(`--fresh` ignores them).
 Last line: `ratio=<mina WER / whole WER>` on the real meetings with the first model.
 Usage: .venv/bin/python bench/quality.py [--quick] [--models tiny.en,base]
        [--commit REV | --tree work] [--beams 1,5] [--turns] [--more N] [--show] [--fresh]
@@ -58,6 +59,7 @@ from bench.corpus import (  # noqa: E402
     sha256,
 )
 
+CODE_PATHS = ("mina", "mina_cli", "workers", "migrations", "pyproject.toml")
 WINDOW = 2.0  # seconds either side of a cut
 MIN_PAUSE = 1.0  # pauses at least this long are checked for hallucinated words
 PAUSE_MARGIN = 0.25
@@ -89,6 +91,20 @@ def snapshot(tree: str, rev: str) -> tuple[Path, str]:
         subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive.stdout, check=True)
         tmp.rename(out)
     return out, commit
+
+
+def code_id(commit: str) -> str:
+    """What `mina process` runs at `commit`: commits touching only bench/ or docs share results."""
+    if "+work-" in commit:
+        return commit
+    trees = subprocess.run(
+        ["git", "rev-parse", *(f"{commit}:{p}" for p in CODE_PATHS)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return hashlib.sha256(trees.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -470,7 +486,7 @@ def main() -> None:
                 print(row(m, "turns", s, base))
             _models.clear()
             res, hit = _cached(
-                {**key, "system": "mina", "commit": commit},
+                {**key, "system": "mina", "code": code_id(commit)},
                 args.fresh,
                 lambda w=m.wav, mo=model: mina_process(w, mo, code, models_dir),
             )
