@@ -35,7 +35,8 @@ NON_ACTIONS = _phrases(
     do this | get back to the | circle back to the | probably | maybe | still | have a |
     give you | show you | walk you | let you know if | know | decide | take that | take it |
     take this | take care of it | do so | do the same | handle it | handle that | check it |
-    look into it | sort it out | work on it | work it | get it | get that
+    look into it | sort it out | work on it | work it | get it | get that | need | have more |
+    have less | have a lot
     """
 )
 

@@ -90,7 +90,7 @@ _PATTERNS: list[tuple[str, float, re.Pattern[str]]] = [
 ]
 _LEADING = re.compile(
     r"^(?:just|also|quickly|definitely|then|go ahead and|make sure to|make sure|be sure to|"
-    r"please|take care of)\s+",
+    r"please|take care of|need to|have to)\s+",
     re.I,
 )
 _NON_ACTION_PREFIXES = tuple(f"{p} " for p in lexicon.NON_ACTIONS)

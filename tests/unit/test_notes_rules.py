@@ -264,3 +264,11 @@ def test_summary_joins_a_cut_sentence_and_drops_openers_and_questions() -> None:
     assert result.decisions == ["We agreed to move the warehouse inventory to the new racks."]
     assert "The racks arrive from the supplier on the ninth." in result.key_points
     assert not any(p.startswith(("Okay", "So", "Is the")) for p in result.key_points)
+
+
+def test_a_forecast_is_not_an_item_but_what_must_be_done_is() -> None:
+    assert (
+        extract_tasks([seg(0, 3, "We'll need more rack space next spring.", "S1")], DAY).items == []
+    )
+    found = extract_tasks([seg(0, 3, "I'll need to call the landlord tomorrow.", "S1")], DAY).items
+    assert [(i.text, i.owner_speaker) for i in found] == [("Call the landlord tomorrow", "S1")]
