@@ -56,6 +56,12 @@ def test_the_dashboard_renames_a_speaker_everywhere(
     if speaker["source"] == "conversation":
         assert "% sure" in page.locator(form).inner_text()
 
+    # The participant's page is open too: the new name reaches it through the ledger.
+    participant = context.new_page()
+    participant.goto(conv["participant_url"])
+    participant.wait_for_selector("body[data-revealed=true]", timeout=30_000)
+    assert "Victor Hugo" not in participant.locator("#action-items").inner_text()
+
     page.fill(f"{form} input", "Victor Hugo")
     page.click(f"{form} button")
     watch.wait("#d-message.notice", timeout=10)
@@ -65,6 +71,10 @@ def test_the_dashboard_renames_a_speaker_everywhere(
     items = get_json(f"{api}/tasks", OPERATOR_TOKEN)["items"]
     assert [it["owner"] for it in items if it["text"] == contract["text"]] == ["Victor Hugo"]
     assert "Victor Hugo" in page.locator("#r-items").inner_text()
+    participant.wait_for_function(
+        "document.querySelector('#action-items').innerText.includes('Victor Hugo')", timeout=15_000
+    )
+    assert "Victor Hugo" in participant.locator("#transcript").inner_text()
     transcript = get_json(f"{api}/transcript", OPERATOR_TOKEN)["segments"]
     assert "Victor Hugo" in {s["speaker"] for s in transcript}
     assert "speaker_renamed" in [

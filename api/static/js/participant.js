@@ -26,6 +26,7 @@
   let recorder = null;
   let recordedBefore = 0;
   let revealedId = 0;
+  let renamedId = 0;
   let transcriptLoadedFor = 0;
   let speakerTranscript = null;
 
@@ -72,6 +73,12 @@
     if (!s.reveal && revealedId) unreveal();
     renderTranscript(s);
     if (s.reveal && s.reveal.id !== revealedId) reveal(s.reveal);
+    else if (s.reveal && s.last.speaker_renamed && s.last.speaker_renamed.id > renamedId) {
+      // a speaker was named: read the results again, with the name
+      renamedId = s.last.speaker_renamed.id;
+      transcriptLoadedFor = 0;
+      reveal(s.reveal);
+    }
   });
 
   /* An operator reopened the conversation: back to the live view until the next reveal. */
