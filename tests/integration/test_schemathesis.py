@@ -29,7 +29,6 @@ from mina.models import WebhookDelivery
 from mina.webhooks import token
 from tests.fixtures.stack import OPERATOR, bearer
 
-ROOT = Path(__file__).resolve().parents[2]
 WEBHOOK_SECRET = "whsec-fuzz"
 WEBHOOK_CHUNK = "chunk-fuzz"
 SEED = 15
@@ -125,7 +124,11 @@ def schemathesis(url: str, headers: dict[str, str], config: Path, report: Path) 
         *(arg for h in header for arg in ("--header", h)),
     ]
     env = {**os.environ, "COLUMNS": "160"}
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    # run in the test's folder: Schemathesis keeps a crash cache (.schemathesis/) in its working
+    # directory, which would leave the checkout dirty and replay old crashes in later runs
+    done = subprocess.run(
+        cmd, cwd=config.parent, env=env, capture_output=True, text=True, timeout=300
+    )
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-6000:]
     return out
