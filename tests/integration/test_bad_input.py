@@ -243,3 +243,43 @@ def test_the_bounds_show_in_openapi(client: Any) -> None:
     assert prop("FinishRequest", "expected_chunks")["maximum"] == 100_001
     assert prop("PresignRequest", "size")["maximum"] == 2**40
     assert prop("ChunkUploadForm", "index")["maximum"] == 100_000
+
+
+def test_every_number_a_request_carries_is_bounded_in_openapi(client: Any) -> None:
+    """A guard for routes to come: a request number without bounds is how 500s came in."""
+    spec = client.get("/openapi.json").get_json()
+    components = spec["components"]["schemas"]
+
+    def numbers(schema: dict[str, Any], where: str, seen: frozenset[str]) -> list[tuple]:
+        if "$ref" in schema:
+            name = schema["$ref"].rsplit("/", 1)[-1]
+            return [] if name in seen else numbers(components[name], where, seen | {name})
+        found = []
+        if schema.get("type") in ("integer", "number"):
+            found.append((where, schema))
+        for key in ("anyOf", "oneOf", "allOf"):
+            for sub in schema.get(key, []):
+                found += numbers(sub, where, seen)
+        for name, sub in schema.get("properties", {}).items():
+            found += numbers(sub, f"{where}.{name}", seen)
+        if isinstance(schema.get("items"), dict):
+            found += numbers(schema["items"], f"{where}[]", seen)
+        return found
+
+    found = []
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            for p in op.get("parameters", []):
+                found += numbers(p["schema"], f"{method} {path} {p['in']}.{p['name']}", frozenset())
+            for media in op.get("requestBody", {}).get("content", {}).values():
+                found += numbers(media["schema"], f"{method} {path} body", frozenset())
+    assert found, "no request numbers found: the walk is broken"
+    unbounded = [
+        where
+        for where, s in found
+        if not (
+            {"minimum", "exclusiveMinimum"} & s.keys()
+            and {"maximum", "exclusiveMaximum"} & s.keys()
+        )
+    ]
+    assert unbounded == []
