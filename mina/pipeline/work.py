@@ -244,7 +244,8 @@ def _validated(schema: type[BaseModel], answer: BaseModel) -> dict[str, Any]:
 
 def refinement_task(conversation_id: str, svc: Services) -> dict[str, Any]:
     segments, _ = _transcript(conversation_id)
-    refined = get_language(svc.settings).refine(segments)
+    refined, fallback = with_rules(svc.settings, "refinement", lambda p: p.refine(segments))
+    _record_fallback(conversation_id, "refinement", fallback)
     if len(refined.segments) != len(segments):
         raise TransientError("refinement changed the number of segments")
     return _validated(RefinementResult, refined)

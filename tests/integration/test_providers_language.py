@@ -162,3 +162,26 @@ def test_post_processing_uses_the_provider_and_falls_back_to_the_rules(
     assert rows["refinement"].status == "done"
     assert rows["refinement"].result is not None
     assert rows["refinement"].result["segments"][0]["text"] == "Fake segment 1."
+
+
+def test_the_rules_answer_when_the_model_provider_fails(
+    fake_openai: FakeOpenAI, clean_redis: None
+) -> None:
+    from mina.providers.language import with_rules
+
+    settings = Settings(language_provider="openai", **openai_env(fake_openai))  # type: ignore[arg-type]
+    fake_openai.script("chat", "401")
+    refined, error = with_rules(settings, "refinement", lambda p: p.refine(SEGMENTS))
+    assert error is not None and "401" in error
+    assert [s.text for s in refined.segments][:2] == [
+        "So we need the report.",
+        "I'll send it Friday.",
+    ]
+    fake_openai.invalid["tasks"] = 2
+    found, error = with_rules(
+        settings, "tasks", lambda p: p.extract_tasks(SEGMENTS, dt.date(2026, 11, 23))
+    )
+    assert error is not None and "invalid output twice" in error
+    assert "fake" not in str(found).lower()
+    answered, error = with_rules(settings, "summary", lambda p: p.summarize(SEGMENTS, None))
+    assert error is None and answered.title == fake_openai.summary_title  # a working model is used
