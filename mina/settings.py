@@ -77,7 +77,7 @@ class Settings(BaseSettings):
         "local", description="local, openai, assemblyai or simulated"
     )
     whisper_model: Literal["tiny.en", "base"] = Field(
-        "tiny.en",
+        "base",
         description="packaged local model: tiny.en (English) or base (multilingual, joined "
         "once into the data dir)",
     )
@@ -106,7 +106,7 @@ class Settings(BaseSettings):
         True, description="transcribe the audio around each chunk boundary again, joined"
     )
     seam_seconds: float = Field(
-        3.0, gt=0, description="audio taken from each side of a chunk boundary by the seam step"
+        6.0, gt=0, description="audio taken from each side of a chunk boundary by the seam step"
     )
     language: str = Field("en", description="spoken language code (`auto` to detect)")
     piece_seconds: float = Field(120.0, description="chunks longer than this are split")

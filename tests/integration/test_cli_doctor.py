@@ -85,6 +85,6 @@ def test_doctor_names_each_broken_part_with_its_fix_and_fails(tmp_path: Path) ->
 def test_doctor_refuses_a_language_the_model_does_not_know(tmp_path: Path) -> None:
     code, parts = doctor(tmp_path, MINA_LANGUAGE="es", MINA_TRANSCRIBER="simulated")
     assert code == 0, parts  # a simulated transcriber takes any language
-    code, parts = doctor(tmp_path, MINA_LANGUAGE="es")
+    code, parts = doctor(tmp_path, MINA_LANGUAGE="es", MINA_WHISPER_MODEL="tiny.en")
     assert code == 1, parts
     assert parts["configuration"].startswith("error: MINA_LANGUAGE=es needs a multilingual model")

@@ -21,10 +21,11 @@ MINA = [sys.executable, "-m", "mina_cli"]
 
 
 def run_mina(
-    args: list[str], data_dir: Path, timeout: float = 600
+    args: list[str], data_dir: Path, timeout: float = 600, **settings: str
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MINA_")}
     env["MINA_DATA_DIR"] = str(data_dir)
+    env.update({f"MINA_{k.upper()}": v for k, v in settings.items()})
     return subprocess.run(
         [*MINA, *args],
         cwd=data_dir.parent,
@@ -176,7 +177,8 @@ def test_a_language_the_model_cannot_transcribe_is_refused_before_any_work(
     wav_meeting: tuple[Path, str], tmp_path: Path
 ) -> None:
     src, _ = wav_meeting
-    out = run_mina(["process", str(src), "--language", "es"], tmp_path / "data")
+    english = {"whisper_model": "tiny.en"}
+    out = run_mina(["process", str(src), "--language", "es"], tmp_path / "data", **english)
     assert out.returncode != 0
     assert "English only" in out.stderr and "MINA_WHISPER_MODEL=base" in out.stderr
     out = run_mina(["process", str(src), "--language", "klingon"], tmp_path / "data")
