@@ -169,3 +169,13 @@ def test_the_window_snaps_to_a_pause_and_never_cuts_a_word() -> None:
     a, b = seams.window(left, right, 4.0)
     assert a == pytest.approx(6.55)  # the pause between "two" and "three"
     assert b == 3.6  # no pause near 4 s: the start of the word it falls in
+
+
+def test_remote_providers_get_no_seams(tmp_path: Path) -> None:
+    """A transcriber without word times (OpenAI, AssemblyAI, simulated) has nothing to join
+    by: no seam is made and nothing is read."""
+
+    class Remote:
+        name = "openai"
+
+    assert seams.repair("c", None, Remote(), LocalStorage(tmp_path), 6.0) == 0
