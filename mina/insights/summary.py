@@ -1,8 +1,12 @@
 """Extractive summary: the `local` language provider's summarization.
 
 - Sentences come from the cleaned segments (fillers and stutters removed, long unpunctuated
-  runs cut at discourse markers). Chatter (greetings, "can you hear me", "thanks", sentences of
-  fewer than 4 words) never scores.
+  runs cut at discourse markers, a sentence cut at a speaker change or chunk boundary joined,
+  openers such as "okay, so" dropped). Only sound sentences are shown (`text.complete`: not a
+  fragment, not garbled), and none from a segment whose words Whisper was unsure of: a mean word
+  probability under 0.5, or 0.15 below the meeting's median. Chatter (greetings, "can you hear
+  me", "thanks", sentences of fewer than 4 words) and questions ("Nana, could you ...") never
+  score as key points.
 - Score = TF-IDF weight of the sentence's content words (term frequency over the transcript,
   inverse frequency over sentences), divided by the square root of its length, plus cue
   bonuses (decided, agreed, deadline, plan, risk, ...) and a small bonus for the first and last
@@ -25,6 +29,7 @@ import itertools
 import logging
 import math
 import re
+import statistics
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,6 +59,9 @@ _CHATTER = re.compile(
 # A person addressed by name: "Bob, can you ...", "Thanks, Alice."
 _VOCATIVE = re.compile(r"(?:^|,\s+)([A-Z][a-z]+)(?=[,.!?]|$)")
 _MIN_PROBABILITY = 0.5
+# a segment this far below the meeting's typical word probability was probably misheard
+_BELOW_TYPICAL = 0.15
+_VOCATIVE_FIRST = re.compile(r"^[A-Z][a-z]+,\s+")  # "Nana, could you ..." asks too
 _JOIN_GAP = 1.5
 # A discourse opener is dropped from what is shown: "Okay, let's start ..." -> "Let's start ..."
 _OPENER = re.compile(r"^(?:(?:okay|ok|so|well|right|alright|now|and|but|yeah|yes)[,.]?\s+)+", re.I)
@@ -110,9 +118,13 @@ def _joined(segments: Sequence[Segment]) -> list[Segment]:
 
 def _sentences(segments: Sequence[Segment]) -> list[_Sentence]:
     out: list[_Sentence] = []
-    for i, seg in enumerate(_joined(segments)):
+    joined = _joined(segments)
+    means = [m for m in map(_mean_probability, joined) if m is not None]
+    floor = max(_MIN_PROBABILITY, statistics.median(means) - _BELOW_TYPICAL) if means else 0.0
+    for i, seg in enumerate(joined):
         cleaned, _ = clean_text(seg.text)
-        unsure = _unsure(seg)
+        mean = _mean_probability(seg)
+        unsure = mean is not None and mean < floor
         for piece in textrules.split_sentences(cleaned):
             sentence = _tidy(_OPENER.sub("", piece))
             sound = not unsure and textrules.complete(sentence)
@@ -122,8 +134,10 @@ def _sentences(segments: Sequence[Segment]) -> list[_Sentence]:
 
 def _asks(sentence: str) -> bool:
     """A question, with or without its question mark ("Are the tests ready.")."""
-    first = textrules.norm((textrules.words(sentence) or [""])[0])
-    return sentence.rstrip().endswith("?") or first in textrules.QUESTION_STARTERS
+    words = [textrules.norm(w) for w in textrules.words(_VOCATIVE_FIRST.sub("", sentence))]
+    return sentence.rstrip().endswith("?") or (
+        bool(words) and words[0] in textrules.QUESTION_STARTERS
+    )
 
 
 def _tidy(piece: str) -> str:
@@ -134,10 +148,10 @@ def _tidy(piece: str) -> str:
     return piece[:1].upper() + piece[1:]
 
 
-def _unsure(seg: Segment) -> bool:
-    """Whisper was unsure of the segment's words (mean word probability under 0.5)."""
+def _mean_probability(seg: Segment) -> float | None:
+    """How sure Whisper was of the segment's words (their mean probability), if it said."""
     probs = [w.probability for w in seg.words or [] if w.probability is not None]
-    return bool(probs) and sum(probs) / len(probs) < _MIN_PROBABILITY
+    return sum(probs) / len(probs) if probs else None
 
 
 def _score(sentences: list[_Sentence]) -> Counter[str]:

@@ -272,3 +272,22 @@ def test_a_forecast_is_not_an_item_but_what_must_be_done_is() -> None:
     )
     found = extract_tasks([seg(0, 3, "I'll need to call the landlord tomorrow.", "S1")], DAY).items
     assert [(i.text, i.owner_speaker) for i in found] == [("Call the landlord tomorrow", "S1")]
+
+
+def test_a_segment_heard_worse_than_the_rest_is_not_summarized() -> None:
+    def heard(start: float, text: str, p: float) -> Segment:
+        words = [
+            Word(start=start + k, end=start + k + 0.5, text=f" {w}", probability=p)
+            for k, w in enumerate(text.split())
+        ]
+        return Segment(start=start, end=start + len(words), text=text, speaker="S1", words=words)
+
+    talk = [
+        heard(0, "The freight contract renews in April with a higher rate.", 0.9),
+        heard(12, "Give me any one check in the freight error logs.", 0.6),  # misheard
+        heard(24, "The carrier wants a longer freight contract this time.", 0.88),
+        heard(36, "Kim, could you compare the freight offers from both carriers.", 0.9),
+    ]
+    shown = [*summarize(talk).key_points, summarize(talk).summary]
+    assert not any("Give me" in s or "Kim, could" in s for s in shown), shown
+    assert any("freight contract renews" in s for s in shown), shown
