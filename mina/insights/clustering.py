@@ -11,10 +11,15 @@ a unit's embedding, the mean of its windows', is steadier than a window's.
 
        rho = mean cos(A, B) / sqrt(mean cos(A, A') * mean cos(B, B'))   (pairs of distinct windows)
 
-   is at least RHO (calibrated in bench/speakers.py). The ratio does not depend on how similar
-   one voice's windows are to each other (a noisy phone line, a clean microphone), only on
-   how much closer they are to each other than to the other cluster's. With `num_speakers`,
-   merging goes on (or stops) at that count; never above `max_speakers`.
+   is high. The ratio does not depend on how similar one voice's windows are to each other (a
+   noisy phone line, a clean microphone), only on how much closer they are to each other than
+   to the other cluster's. Pieces of one voice merge at rho ~0.8-0.98 (lower on a phone line),
+   different people at 0.1-0.5, close synthetic voices at 0.6-0.72 (bench/speakers.py). So:
+   rho >= SURE merges, rho < RHO never does, and in between a merge must be within RELATIVE
+   of the least alike merge this meeting made so far (PRIOR before any): the level of one
+   voice's pieces in this recording, so a phone line's lower level is allowed for and a
+   voice clearly below it is someone else. With `num_speakers`, merging goes on (or stops) at
+   that count; never above `max_speakers`.
 3. After each merge, units go to their most similar centroid (k-means steps).
 
 Units are clustered centred (`centred`); `rho` is measured on the raw embeddings.
@@ -30,7 +35,10 @@ from scipy.cluster.hierarchy import fcluster, linkage
 
 log = logging.getLogger(__name__)
 
-RHO = 0.70  # clusters at least this alike (see above) are one speaker
+RHO = 0.60  # clusters less alike than this (see above) are different speakers
+SURE = 0.80  # ... at least this alike, one speaker
+RELATIVE = 0.85  # in between: alike to within this factor of this meeting's least alike merge
+PRIOR = 0.90  # the level of one voice's pieces before any merge was seen
 MAX_START = 12  # clusters the tree is first cut into
 MIN_SHARE = 0.03  # a speaker holds at least this share of the windows ...
 MIN_WINDOWS = 3  # ... and at least this many
@@ -111,6 +119,14 @@ def _refine(u: F32, unit_labels: IntArray) -> IntArray:
     return unit_labels
 
 
+def _one_speaker(value: float, level: float, threshold: float | None) -> bool:
+    if threshold is not None:  # one fixed threshold (calibration sweeps)
+        return value >= threshold
+    if value >= SURE:
+        return True
+    return value >= RHO and value >= RELATIVE * level
+
+
 def cluster(
     x: F32,
     units: IntArray,
@@ -133,14 +149,17 @@ def cluster(
     most = max(1, max_speakers)
     labels = _start(u, max(MAX_START, want or 1))
     labels = _refine(u, _drop_small(u, labels, weights, keep=want or 1))
+    level = PRIOR
     while True:
         k = int(labels.max()) + 1
         if k == 1 or (want is not None and k <= want):
             break
         alike = rho(x, labels[units], k)
         i, j = np.unravel_index(int(alike.argmax()), alike.shape)
-        if want is None and k <= most and alike[i, j] < (threshold or RHO):
+        value = float(alike[i, j])
+        if want is None and k <= most and not _one_speaker(value, level, threshold):
             break
-        log.debug("merge clusters at rho %.3f (%d left)", alike[i, j], k - 1)
+        level = min(level, value)
+        log.debug("merge clusters at rho %.3f (%d left)", value, k - 1)
         labels = _refine(u, _renumber(np.where(labels == max(i, j), min(i, j), labels)))
     return labels[units]
