@@ -220,7 +220,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer lines and meetings")
     parser.add_argument("--baseline", default=BASELINE, help="git revision of the baseline")
     parser.add_argument(
-        "--sweep", type=float, nargs="*", default=[], help="also count speakers with one fixed merge threshold"
+        "--sweep", type=float, nargs="*", default=[], help="also: one fixed merge threshold"
     )
     args = parser.parse_args()
     settings = get_settings()
@@ -302,7 +302,7 @@ def main() -> None:
         )
     print(f"speaker count right on {right}/{len(cases)} meetings (baseline {base_right})")
     if args.sweep:
-        print("\ncalibration: one fixed merge threshold instead of the rule -> right counts, attribution")
+        print("\ncalibration: one fixed merge threshold instead of the rule")
         kept_all = [(cached_features(s, MODEL)[0], t) for _, s, t in cases]
         for rho in args.sweep:
             found_all = [(diar.diarize_features(f, threshold=rho), t) for f, t in kept_all]
