@@ -20,7 +20,8 @@ By default it measures the last commit (`git archive HEAD` into the cache; `--tr
 measures the working tree) and prints which. Results are cached per code tree (mina, mina_cli,
 workers, migrations, pyproject.toml), model, options and audio under $MINA_BENCH_CACHE/results
 (`--fresh` ignores them).
-Last line: `ratio=<mina WER / whole WER>` on the real meetings with the first model.
+Last line: `ratio=<mina WER / whole WER>` on the real meetings with the first model (by default
+the measured commit's default model).
 Usage: .venv/bin/python bench/quality.py [--quick] [--models tiny.en,base]
        [--commit REV | --tree work] [--beams 1,5] [--turns] [--more N] [--show] [--fresh]
 """
@@ -420,7 +421,9 @@ def main() -> None:
 
     settings = Settings()
     options = decoding(settings)
-    models = [m for m in (args.models or "tiny.en,base").split(",") if m]
+    default_model = getattr(settings, "whisper_model", "tiny.en")
+    others = [m for m in ("tiny.en", "base") if m != default_model]
+    models = [m for m in (args.models or ",".join([default_model, *others])).split(",") if m]
     if "whisper_model" not in Settings.model_fields:  # a commit before MINA_WHISPER_MODEL
         models = ["tiny.en"]
     if args.quick:
