@@ -66,9 +66,7 @@ def _json_body() -> Any:
     except ValueError:
         return None  # not JSON: the view says what it expected
     except RecursionError:
-        raise ValidationError(
-            "the request body nests too deeply", code="malformed_json"
-        ) from None
+        raise ValidationError("the request body nests too deeply", code="malformed_json") from None
 
 
 def check_request() -> None:

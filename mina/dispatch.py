@@ -23,6 +23,9 @@ class Dispatcher(Protocol):
     def settle(self, conversation_id: str) -> None:
         """Queue the barrier for one conversation."""
 
+    def seam_and_settle(self, conversation_id: str) -> None:
+        """Queue, where the transcription model is, the open seams and then the barrier."""
+
     def post_process(self, conversation_id: str, tasks: Sequence[str]) -> None:
         """Queue the post-processing group (only `tasks`) whose completion callback reveals."""
 
@@ -43,6 +46,9 @@ class NullDispatcher:
         return None
 
     def settle(self, conversation_id: str) -> None:
+        return None
+
+    def seam_and_settle(self, conversation_id: str) -> None:
         return None
 
     def post_process(self, conversation_id: str, tasks: Sequence[str]) -> None:

@@ -132,9 +132,7 @@ def scheduler(once: bool) -> None:
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--speakers", type=int, default=None, help="number of speakers, if known")
-@click.option(
-    "--language", default=None, help="en, es, de, … or auto (default: MINA_LANGUAGE)"
-)
+@click.option("--language", default=None, help="en, es, de, … or auto (default: MINA_LANGUAGE)")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON document on stdout")
 @click.option(
     "--out",
@@ -160,6 +158,23 @@ def process(
     fmt: str,
 ) -> None:
     """Transcribe and analyse recordings with the embedded pipeline."""
+    try:
+        _process(files, speakers, language, as_json, out_dir, fmt)
+    except click.ClickException as exc:
+        # Without the interpreter's teardown here too: the model may still be loading in its
+        # thread, and tearing the interpreter down under it aborts in C++ ("terminate called").
+        exc.show()
+        _leave(exc.exit_code)
+
+
+def _process(
+    files: tuple[Path, ...],
+    speakers: int | None,
+    language: str | None,
+    as_json: bool,
+    out_dir: Path | None,
+    fmt: str,
+) -> None:
     from mina_cli import warm
 
     console = Console(stderr=True)

@@ -16,7 +16,7 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage, TimeLimitExceeded
 
 from mina.errors import PermanentError, TransientError
-from mina.pipeline import barrier, post, transcribe, work
+from mina.pipeline import barrier, post, seams, transcribe, work
 from mina.providers import jobs
 from mina.resilience import CircuitOpen
 from workers.broker import broker
@@ -108,6 +108,15 @@ def assemble_chunk(chunk_id: str) -> None:
 @dramatiq.actor(broker=broker, queue_name="network", max_retries=3, min_backoff=1000)
 def settle(conversation_id: str) -> None:
     barrier.settle(conversation_id, services().dispatcher)
+
+
+@dramatiq.actor(broker=broker, queue_name=_ASR_QUEUE, max_retries=3, min_backoff=1000)
+def seam_and_settle(conversation_id: str) -> None:
+    """The barrier found boundaries without their seam: make them (the model is here), then
+    run the barrier again, which passes now whether or not a seam could be made."""
+    svc = services()
+    seams.repair_before_barrier(conversation_id, svc)
+    barrier.settle(conversation_id, svc.dispatcher, seams_made=True)
 
 
 def _post_task(conversation_id: str, name: str) -> None:

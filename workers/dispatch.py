@@ -70,6 +70,10 @@ class DramatiqDispatcher:
         with _broker_errors():
             self._actor("settle").send(conversation_id)
 
+    def seam_and_settle(self, conversation_id: str) -> None:
+        with _broker_errors():
+            self._actor("seam_and_settle").send(conversation_id)
+
     def complete_provider_job(self, delivery_id: int) -> None:
         with _broker_errors():
             self._actor("complete_provider_job").send(delivery_id)

@@ -9,12 +9,14 @@ exactly one caller win; the winner records `transcription_complete` and starts p
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sqlalchemy import func, select, update
 
 from mina import events
 from mina.db import session_scope, utcnow
 from mina.dispatch import Dispatcher
+from mina.errors import TransientError
 from mina.models import (
     CHUNK_TERMINAL,
     CHUNK_TRANSCRIBED,
@@ -24,13 +26,23 @@ from mina.models import (
     Chunk,
     Conversation,
 )
-from mina.pipeline import post
+from mina.pipeline import post, seams
 
 log = logging.getLogger(__name__)
 
 
-def settle(conversation_id: str, dispatcher: Dispatcher) -> bool:
-    """Run the barrier; True for the one caller that set the flag."""
+def settle(conversation_id: str, dispatcher: Dispatcher, *, seams_made: bool = False) -> bool:
+    """Run the barrier; True for the one caller that set the flag.
+
+    A caller that has not just made the open seams (the web's `/finish`, the scheduler, a
+    group callback on the network queue) does not pass the barrier while a boundary between
+    two transcribed chunks still lacks its seam: the transcript would be read without it. It
+    queues `seam_and_settle` where the model is instead, which makes them (or fails to, the
+    chunks' own words then stand) and passes with `seams_made=True`.
+    """
+    deferred = False
+    status: str | None = None
+    transcribed = total = 0
     with session_scope() as session:
         conv = session.get(Conversation, conversation_id, with_for_update=True)
         if conv is None or not conv.is_finished or conv.is_all_chunks_transcribed:
@@ -40,48 +52,23 @@ def settle(conversation_id: str, dispatcher: Dispatcher) -> bool:
             .where(Chunk.conversation_id == conversation_id)
             .group_by(Chunk.status)
         ).all()
-        counts = {status: int(n) for status, n in rows}
+        counts = {name: int(n) for name, n in rows}
         total = sum(counts.values())
         if total < (conv.expected_chunks or 0):
             return False
-        if any(status not in CHUNK_TERMINAL for status in counts):
+        if any(name not in CHUNK_TERMINAL for name in counts):
             return False
-        transcribed = counts.get(CHUNK_TRANSCRIBED, 0)
-        now = utcnow()
-        status = TRANSCRIBED if transcribed else TRANSCRIPTION_FAILED
-        won = session.execute(
-            update(Conversation)
-            .where(
-                Conversation.id == conversation_id,
-                Conversation.is_all_chunks_transcribed.is_(False),
-            )
-            .values(
-                is_all_chunks_transcribed=True,
-                status=status,
-                transcribed_at=now,
-                progress=70,
-                duration=select(func.coalesce(func.sum(Chunk.duration), 0.0))
-                .where(Chunk.conversation_id == conversation_id)
-                .scalar_subquery(),
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if won.rowcount != 1:  # type: ignore[attr-defined]
-            return False
-        events.record(
-            session,
-            conversation_id,
-            "transcription_complete",
-            {"status": status, "chunks": total, "transcribed": transcribed},
-        )
-        if status == TRANSCRIPTION_FAILED:
-            reason = "no chunk could be transcribed" if total else "no audio was uploaded"
-            session.execute(
-                update(Conversation)
-                .where(Conversation.id == conversation_id)
-                .values(processing_status=FAILED, error=reason, progress=100)
-            )
-            events.record(session, conversation_id, "post_transcription_failed", {"reason": reason})
+        deferred = not seams_made and seams.wanted() and seams.open_in(session, conversation_id)
+        if not deferred:
+            status, transcribed, total = _pass(session, conv, counts)
+    if deferred:
+        try:
+            dispatcher.seam_and_settle(conversation_id)
+        except TransientError as exc:  # the scheduler runs the barrier again
+            log.warning("conversation %s: seams not queued: %s", conversation_id, exc)
+        return False
+    if status is None:
+        return False
     log.info(
         "conversation %s: barrier passed (%s, %d/%d chunks)",
         conversation_id,
@@ -92,3 +79,46 @@ def settle(conversation_id: str, dispatcher: Dispatcher) -> bool:
     if status == TRANSCRIBED:
         post.start(conversation_id, dispatcher)
     return True
+
+
+def _pass(session: Any, conv: Conversation, counts: dict[str, int]) -> tuple[str | None, int, int]:
+    """Set the flag (conditionally: one caller wins); the status it set, or None if it lost."""
+    conversation_id = conv.id
+    total = sum(counts.values())
+    transcribed = counts.get(CHUNK_TRANSCRIBED, 0)
+    now = utcnow()
+    status = TRANSCRIBED if transcribed else TRANSCRIPTION_FAILED
+    won = session.execute(
+        update(Conversation)
+        .where(
+            Conversation.id == conversation_id,
+            Conversation.is_all_chunks_transcribed.is_(False),
+        )
+        .values(
+            is_all_chunks_transcribed=True,
+            status=status,
+            transcribed_at=now,
+            progress=70,
+            duration=select(func.coalesce(func.sum(Chunk.duration), 0.0))
+            .where(Chunk.conversation_id == conversation_id)
+            .scalar_subquery(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if won.rowcount != 1:  # type: ignore[attr-defined]
+        return None, 0, 0
+    events.record(
+        session,
+        conversation_id,
+        "transcription_complete",
+        {"status": status, "chunks": total, "transcribed": transcribed},
+    )
+    if status == TRANSCRIPTION_FAILED:
+        reason = "no chunk could be transcribed" if total else "no audio was uploaded"
+        session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id)
+            .values(processing_status=FAILED, error=reason, progress=100)
+        )
+        events.record(session, conversation_id, "post_transcription_failed", {"reason": reason})
+    return status, transcribed, total

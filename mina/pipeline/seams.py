@@ -31,6 +31,7 @@ from mina.db import session_scope
 from mina.errors import MinaError
 from mina.models import CHUNK_TERMINAL, CHUNK_TRANSCRIBED, Chunk, Conversation
 from mina.providers.transcription import TranscriptionResult
+from mina.settings import get_settings
 from mina.storage import Storage
 from mina.transcript import Segment, Word, segments_from_json
 
@@ -106,6 +107,17 @@ def _open_pairs(
             continue
         pairs.append((Side.of(left), Side.of(right)))
     return pairs
+
+
+def wanted() -> bool:
+    """Seams are made: switched on, and the transcriber gives word times (the local model)."""
+    settings = get_settings()
+    return settings.whisper_seams and settings.transcriber == "local"
+
+
+def open_in(session: Any, conversation_id: str) -> bool:
+    """Some boundary between two transcribed chunks still lacks its seam."""
+    return bool(_open_pairs(session, conversation_id, None))
 
 
 def repair(

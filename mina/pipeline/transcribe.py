@@ -157,7 +157,7 @@ def _after_terminal(claim: state.Claim, svc: Services, *, transcribed: bool = Fa
     seams.repair_before_barrier(claim.conversation_id, svc)
     # Always: the conversation may have been finished while this chunk was in flight, and the
     # finish group's callback may already have fired. The barrier reads the flag under lock.
-    barrier.settle(claim.conversation_id, svc.dispatcher)
+    barrier.settle(claim.conversation_id, svc.dispatcher, seams_made=True)
 
 
 # --- pieces: a chunk longer than `piece_seconds` -------------------------------------------

@@ -88,8 +88,7 @@ def submit(claim: state.Claim, svc: Services, provider: JobProvider) -> str:
     hook = None
     if s.webhook_secret:
         hook = Webhook(
-            url=f"{s.base_url}/webhooks/transcription/{provider.name}"
-            f"?chunk={claim.chunk_id}",
+            url=f"{s.base_url}/webhooks/transcription/{provider.name}?chunk={claim.chunk_id}",
             token=webhooks.token(s.webhook_secret, provider.name, claim.chunk_id),
         )
     job_id = provider.submit(url, s.language, hook)

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -51,6 +52,18 @@ OVERFLOWS = """
   return out;
 }
 """
+
+
+def overflows_after_resize(page: Any, timeout_s: float = 3.0) -> list[str]:
+    """What overflows once the page has re-laid out after a viewport change: Chart.js resizes
+    its canvases on the next ResizeObserver callback, so poll (bounded) for the boxes to fit
+    and return what still does not. (The page's CSP forbids `wait_for_function`'s eval.)"""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found: list[str] = page.evaluate(OVERFLOWS)
+        if not found or time.monotonic() > deadline:
+            return found
+        page.wait_for_timeout(100)
 
 
 def _free_port() -> int:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from mina.db import session_scope
 from mina.models import Chunk, Event
-from tests.browser.conftest import OVERFLOWS, SHOTS, console_log
+from tests.browser.conftest import SHOTS, console_log, overflows_after_resize
 from tests.conftest import OPERATOR_TOKEN
 from tests.fixtures.audio import Meeting, meeting, wer
 from tests.fixtures.stack import wait_for
@@ -141,7 +141,7 @@ def test_participant_uploads_a_file_and_sees_the_reveal(
     page.screenshot(path=str(SHOTS / "participant.png"), full_page=True)
     for width in (1280, 1440):  # the revealed page: no card or table overflows
         page.set_viewport_size({"width": width, "height": 900})
-        assert page.evaluate(OVERFLOWS) == [], width
+        assert overflows_after_resize(page) == [], width
 
 
 def test_a_file_longer_than_the_chunk_limit_is_cut_into_pieces_in_the_browser(

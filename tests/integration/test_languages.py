@@ -166,12 +166,15 @@ def test_english_only_steps_say_so_for_another_language(
     assert detail["conversation"]["language"] == "de"
     tasks = app.get(f"/api/conversations/{cid}/tasks", headers=auth).get_json()
     assert tasks["items"] == []
-    assert tasks["notice"] == "Action items and due dates are found only in English; " \
+    assert (
+        tasks["notice"] == "Action items and due dates are found only in English; "
         "this conversation is in German"
+    )
     analytics = app.get(f"/api/conversations/{cid}/analytics", headers=auth).get_json()
     assert analytics["fillers_counted"] is False
-    assert analytics["notices"] == ["Filler words are counted only in English; "
-                                    "this conversation is in German"]
+    assert analytics["notices"] == [
+        "Filler words are counted only in English; this conversation is in German"
+    ]
     md = app.get(f"/api/conversations/{cid}/notes?format=md", headers=auth).get_data(as_text=True)
     assert "- **Language:** German (de)" in md
     assert "Action items and due dates are found only in English" in md

@@ -93,3 +93,49 @@ def test_the_second_chunk_to_finish_repairs_the_boundary(
         row.attempts += 1
     assert seams.repair(cid, None, transcriber, storage, settings.seam_seconds) == 1
     assert chunk_row(ids[1]).seam["left_attempts"] == left.attempts + 1  # type: ignore[index]
+
+
+def test_the_barrier_waits_for_a_boundary_left_without_its_seam(
+    client: Any, workers: Any, two_chunks: list[Path]
+) -> None:
+    """A worker stopped between a chunk's transcription and its seam, then `/finish`: the web
+    does not pass the barrier on a transcript missing the seam; a worker makes it first."""
+    workers()
+    cid, auth = create(client)
+    ids = [upload(client, cid, auth, i, p) for i, p in enumerate(two_chunks)]
+    wait_for(lambda: all(chunk_row(i).status == "transcribed" for i in ids), timeout=180)
+    wait_for(lambda: chunk_row(ids[1]).seam is not None, timeout=60)
+    with session_scope() as s:  # as if the eager seam had never been made
+        row = s.get(Chunk, ids[1])
+        assert row is not None
+        row.seam = None
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.seams: list[str] = []
+
+        def seam_and_settle(self, conversation_id: str) -> None:
+            self.seams.append(conversation_id)
+
+    recorder = Recorder()
+    from mina.pipeline import barrier
+
+    # The finish path runs this barrier in the web; it must defer, not pass.
+    with session_scope() as s:
+        from mina.models import Conversation
+
+        conv = s.get(Conversation, cid)
+        assert conv is not None
+        conv.is_finished = True
+    assert barrier.settle(cid, recorder) is False  # type: ignore[arg-type]
+    assert recorder.seams == [cid]
+    assert not status(client, cid, auth)["is_all_chunks_transcribed"]
+    with session_scope() as s:
+        conv = s.get(Conversation, cid)
+        assert conv is not None
+        conv.is_finished = False
+
+    # The real path: /finish queues seam_and_settle to a worker, which makes the seam first.
+    assert client.post(f"/api/conversations/{cid}/finish", json={}, headers=auth).status_code == 202
+    wait_for(lambda: status(client, cid, auth)["is_all_chunks_transcribed"], timeout=180)
+    assert chunk_row(ids[1]).seam is not None
