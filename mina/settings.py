@@ -223,7 +223,21 @@ class Settings(BaseSettings):
         "last activity goes on without them (listed in its error)",
     )
     lease_seconds: float = Field(
-        600.0, description="a processing chunk's lease; expired leases are dispatched again"
+        600.0,
+        description="longest a chunk may stay processing, heartbeats or not; expired leases are "
+        "dispatched again",
+    )
+    heartbeat_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="a worker renews the lease of the chunk or task it works on this often "
+        "(0: no heartbeat, a chunk's lease is `lease_seconds`, a task's its time limit)",
+    )
+    heartbeat_timeout_seconds: float = Field(
+        20.0,
+        gt=0,
+        description="a chunk or task whose worker sent no heartbeat for this long is taken back "
+        "by the scheduler, whose lease checks run every `heartbeat_seconds`",
     )
     dispatch_delay_seconds: float = Field(
         60.0, description="a chunk queued this long is dispatched again"
