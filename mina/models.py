@@ -192,3 +192,6 @@ class WebhookDelivery(Base):
         UniqueConstraint("provider", "external_id", name="uq_webhook_provider_external"),
         Index("ix_webhook_status", "status", "received_at"),
     )
+
+
+from mina.memory import models as _memory_models  # noqa: E402,F401  (search, retention)
