@@ -195,3 +195,4 @@ class WebhookDelivery(Base):
 
 
 from mina.memory import models as _memory_models  # noqa: E402,F401  (search, retention)
+from mina.outbound import models as _outbound_models  # noqa: E402,F401  (docs/webhooks.md)
