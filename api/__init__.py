@@ -62,6 +62,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(uploads.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(metrics.bp)
+    from api import search
+
+    app.register_blueprint(search.bp)  # meeting memory (docs/memory.md)
     errors.register(app)
     inputs.register(app)  # no NUL or lone surrogate in any text input
     spec.register(app)

@@ -25,6 +25,7 @@ from mina import conversations, notes, results
 from mina.db import session_scope
 from mina.errors import NotReady
 from mina.insights.schemas import RefinementResult, SummaryResult, TasksResult
+from mina.memory import index as search_index
 
 bp = Blueprint("results", __name__, url_prefix="/api/conversations")
 
@@ -111,7 +112,9 @@ def rename_speaker(conversation_id: str, speaker: str) -> Response:
     body = RenameRequest.model_validate(request.get_json(silent=True) or {})
     with session_scope() as s:
         conv = conversations.authorize(s, conversation_id, token(), operator_token())
-        return jsonify(notes.rename(s, conv, speaker, body.name))
+        renamed = notes.rename(s, conv, speaker, body.name)
+        search_index.rename(s, conv)  # search shows and filters by the new name
+        return jsonify(renamed)
 
 
 @bp.get("/<conversation_id>/audio")

@@ -21,6 +21,11 @@ def _url() -> str:
     return config.attributes.get("url") or get_settings().resolved_database_url
 
 
+def _include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """The SQLite FTS5 tables of the search index are the migration's, not the models'."""
+    return not (type_ == "table" and (name or "").startswith("utterance_fts"))
+
+
 def run_migrations_offline() -> None:
     context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True)
     with context.begin_transaction():
@@ -35,6 +40,7 @@ def run_migrations_online() -> None:
             target_metadata=target_metadata,
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
+            include_name=_include_name,
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -18,6 +18,7 @@ from mina import events, metrics, notes
 from mina.db import session_scope, utcnow
 from mina.dispatch import Dispatcher
 from mina.errors import Conflict, TransientError
+from mina.memory import index as search_index
 from mina.models import (
     DONE,
     FAILED,
@@ -135,6 +136,7 @@ def reveal(conversation_id: str, settings: Settings) -> bool:
             "durations_ms": {n: t.duration_ms for n, t in tasks.items()},
         }
         name = "post_transcription_failed" if outcome == FAILED else "post_transcription_reveal"
+        search_index.write(session, conv)  # searchable from the reveal on (docs/memory.md)
         events.record(session, conversation_id, name, payload)
         first_wait = conv.finished_at and not conv.reveal_count and now - conv.finished_at
     if first_wait:
