@@ -20,7 +20,15 @@ Targets: recall >= 0.9, precision >= 0.85, owner >= 0.9, due >= 0.95. The phrasi
 the unit tests' phrasings. `--seed` changes every meeting; results are cached per seed under
 --cache so a rerun only scores.
 
+Every miss is put down to a cause ("where the misses come from"): an owner wrong because the
+owner's voice merged with another in diarization, the speaker wrong at a turn, the name misheard,
+no owner decided; a due date not found or another date; an item missed because its words were
+misheard or because no item was found; an extra item that is a misheard copy of a planted one or
+not an action item. `--rules-on` adds this tree's rules on the stored diarized transcripts of
+`--tag` (a run of an older commit): old and new rules on the same recognition and speakers.
+
 Usage: .venv/bin/python bench/notes.py [--seed 7] [--cache /tmp/mina-notes-bench] [--fresh]
+       [--tag run] [--rules-on] [--script-only]
 """
 
 from __future__ import annotations
@@ -28,12 +36,14 @@ from __future__ import annotations
 import argparse
 import calendar
 import datetime as dt
+import difflib
 import json
 import random
 import re
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -266,12 +276,48 @@ class Score:
     correct_items: int = 0
     owners: int = 0
     dues: int = 0
+    causes: Counter[str] = field(default_factory=Counter)
+
+    def add(self, other: Score) -> None:
+        for f in ("planted", "found", "matched", "correct_items", "owners", "dues"):
+            setattr(self, f, getattr(self, f) + getattr(other, f))
+        self.causes.update(other.causes)
+
+
+def _alike(a: str, b: str) -> float:
+    return difflib.SequenceMatcher(None, a.lower(), b.lower()).ratio()
+
+
+def owner_cause(
+    owner: str | None, true: str, mapping: dict[str, str], people: list[str], found: int
+) -> str:
+    """Why an item's owner is wrong: what the pipeline fed the rules, or the rules."""
+    if owner is None:
+        return "owner: none decided (no answer heard, name unheard or said once)"
+    if owner in mapping:  # a speaker label (or the name shown for one)
+        if true not in mapping.values() and found < len(people):
+            return "owner: speaker wrong, the owner's voice merged with another (diarization)"
+        return "owner: speaker wrong at the turn (attribution or the asker/accepter)"
+    if owner == "team":
+        return "owner: team instead of the person"
+    if _alike(owner, true) >= 0.6:
+        return "owner: the name misheard or spelled as heard (ASR)"
+    return "owner: another name (misheard or the wrong person addressed)"
+
+
+def due_cause(got: str | None, want: str | None, text: str) -> str:
+    if want is None:
+        return "due: a date where none was said"
+    if got is None:
+        return "due: none found (the phrase misheard or lost)"
+    return "due: another date (the phrase misheard or read wrong)"
 
 
 def score_items(
     m: Meeting, result: dict[str, Any], mapping: dict[str, str]
 ) -> tuple[Score, list[str]]:
     items = (result.get("tasks") or {}).get("items") or []
+    found = len((result.get("analytics") or {}).get("speakers") or []) or len(m.people)
     s = Score(planted=len(m.planted), found=len(items))
     notes: list[str] = []
     used: set[int] = set()
@@ -285,6 +331,8 @@ def score_items(
                 best, best_j = overlap, j
         if best < 0.6:
             notes.append(f"  missed: {p.task!r} ({p.owner})")
+            near = best >= 0.3
+            s.causes["missed: " + ("words misheard (ASR)" if near else "no item found")] += 1
             continue
         used.add(best_j)
         it = items[best_j]
@@ -298,12 +346,19 @@ def score_items(
         s.dues += it.get("due") == want_due
         if not ok_owner:
             notes.append(f"  owner: {it['text']!r} -> {owner} (true {p.owner})")
+            s.causes[owner_cause(owner, p.owner, mapping, m.people, found)] += 1
         if it.get("due") != want_due:
             notes.append(f"  due: {it['text']!r} -> {it.get('due')} (true {want_due})")
+            s.causes[due_cause(it.get("due"), want_due, it["text"])] += 1
     s.correct_items = len(used)
+    planted = [content(p.task) for p in m.planted]
     for j, it in enumerate(items):
         if j not in used:
             notes.append(f"  extra: {it['text']!r} ({it.get('owner')})")
+            got = content(it["text"])
+            copy = any(len(w & got) / max(1, len(w)) >= 0.3 for w in planted)
+            why = "a planted item misheard (ASR)" if copy else "not an action item"
+            s.causes[f"extra: {why}"] += 1
     return s, notes
 
 
@@ -365,8 +420,7 @@ def script_only(
         items = extract_tasks(segments, day).model_dump(mode="json")
         mapping = {label: person for person, label in labels.items()}
         s, notes = score_items(m, {"tasks": items}, mapping)
-        for f in ("planted", "found", "matched", "correct_items", "owners", "dues"):
-            setattr(total, f, getattr(total, f) + getattr(s, f))
+        total.add(s)
         for n in notes:
             print(f"  script {m.key}:{n}")
     print(
@@ -384,6 +438,11 @@ def main() -> None:
     ap.add_argument("--fresh", action="store_true", help="run the pipeline even when cached")
     ap.add_argument("--tag", default="run", help="name of the cached result set")
     ap.add_argument("--script-only", action="store_true", help="the rules on the scripts only")
+    ap.add_argument(
+        "--rules-on",
+        action="store_true",
+        help="also this tree's rules on the stored diarized transcripts of --tag",
+    )
     args = ap.parse_args()
     day = dt.datetime.now(dt.UTC).date()
     parsers(day)
@@ -415,6 +474,34 @@ def main() -> None:
         out.write_text(json.dumps(docs))
         print(f"pipeline: {len(meetings)} meetings in {time.monotonic() - started:.1f}s")
     docs = json.loads(out.read_text())
+    table(f"mina process end to end ({args.tag})", meetings, docs, scripts)
+    if args.rules_on:
+        table(
+            f"the rules of this tree on the diarized transcripts of {args.tag!r}",
+            meetings,
+            [rules_on(doc, day) for doc in docs],
+            scripts,
+        )
+
+
+def rules_on(doc: dict[str, Any], day: dt.date) -> dict[str, Any]:
+    """`doc` with its action items extracted again by this tree's rules from its stored
+    diarized transcript (speakers as shown), so two versions of the rules compare on the same
+    recognition and diarization."""
+    from mina.insights.tasks import extract_tasks
+    from mina.transcript import segments_from_json
+
+    segments = segments_from_json(doc["transcript"]["segments"])
+    return doc | {"tasks": extract_tasks(segments, day).model_dump(mode="json")}
+
+
+def table(
+    title: str,
+    meetings: list[Meeting],
+    docs: list[dict[str, Any]],
+    scripts: dict[str, list[dict[str, Any]]],
+) -> None:
+    print(f"--- {title}")
     total = Score()
     attr_by_size: dict[int, list[float]] = {}
     right_count = 0
@@ -428,8 +515,7 @@ def main() -> None:
         s, notes = score_items(m, result, mapping)
         right_count += found == len(m.people)
         attr_by_size.setdefault(len(m.people), []).append(attr)
-        for f in ("planted", "found", "matched", "correct_items", "owners", "dues"):
-            setattr(total, f, getattr(total, f) + getattr(s, f))
+        total.add(s)
         print(
             f"{m.key:8} {'+'.join(m.voices):40} {found:>3}/{len(m.people):<3} {attr:7.3f} "
             f"{s.matched / max(1, s.planted):7.2f} {s.correct_items / max(1, s.found):6.2f} "
@@ -445,6 +531,9 @@ def main() -> None:
     for size, values in sorted(attr_by_size.items()):
         print(f"attribution with {size} voices: {np.mean(values):.3f}")
     print(f"action items: planted {total.planted}, found {total.found}, matched {total.matched}")
+    print("where the misses come from:")
+    for cause, n in sorted(total.causes.items(), key=lambda kv: (kv[0].split(":")[0], -kv[1])):
+        print(f"  {n:3d}  {cause}")
     print(
         f"recall={recall:.2f} precision={precision:.2f} owner={owner:.2f} due={due:.2f} "
         "(targets 0.90 / 0.85 / 0.90 / 0.95)"
