@@ -532,8 +532,8 @@ def table(
         print(f"attribution with {size} voices: {np.mean(values):.3f}")
     print(f"action items: planted {total.planted}, found {total.found}, matched {total.matched}")
     print("where the misses come from:")
-    for cause, n in sorted(total.causes.items(), key=lambda kv: (kv[0].split(":")[0], -kv[1])):
-        print(f"  {n:3d}  {cause}")
+    for cause, count in sorted(total.causes.items(), key=lambda kv: (kv[0].split(":")[0], -kv[1])):
+        print(f"  {count:3d}  {cause}")
     print(
         f"recall={recall:.2f} precision={precision:.2f} owner={owner:.2f} due={due:.2f} "
         "(targets 0.90 / 0.85 / 0.90 / 0.95)"
