@@ -6,9 +6,6 @@ dashboard's session) searches every conversation; a participant token only its o
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, date, datetime, timedelta
-
 from flask import Blueprint, Response, jsonify, session
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from spectree import Response as Resp
@@ -27,7 +24,6 @@ from mina.models import Conversation
 bp = Blueprint("search", __name__, url_prefix="/api")
 
 ERRORS = {f"HTTP_{c}": ErrorResponse for c in (400, 401, 403)}
-_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _ID = r"^[0-9a-f]{32}$"
 
 
@@ -60,7 +56,7 @@ class SearchQuery(BaseModel):
     @classmethod
     def _moment(cls, value: str | None) -> str | None:
         if value is not None:
-            moment(value, end=False)
+            memory.moment(value, end=False)
         return value
 
 
@@ -88,21 +84,6 @@ class SearchOut(BaseModel):
     next_offset: int | None = Field(description="the offset of the next page, null on the last")
 
 
-def moment(value: str, *, end: bool) -> datetime:
-    """An ISO date or date-time as naive UTC; a date given as `to` means the end of that day."""
-    try:
-        if _DATE_ONLY.fullmatch(value):
-            day = date.fromisoformat(value)
-            start = datetime(day.year, day.month, day.day)
-            return start + timedelta(days=1) if end else start
-        parsed = datetime.fromisoformat(value)
-    except (ValueError, OverflowError) as exc:
-        raise ValueError("an ISO 8601 date (2026-12-01) or date-time") from exc
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    return parsed
-
-
 def _scope(token: str | None) -> str | None:
     """None for operators; the participant's conversation id otherwise."""
     if not token:
@@ -128,8 +109,8 @@ def search() -> Response:
     if own is not None and query.conversation not in (None, own):
         raise Forbidden("a participant token searches its own conversation only")
     try:
-        since = moment(query.from_, end=False) if query.from_ else None
-        until = moment(query.to, end=True) if query.to else None
+        since = memory.moment(query.from_, end=False) if query.from_ else None
+        until = memory.moment(query.to, end=True) if query.to else None
     except (ValueError, OverflowError) as exc:
         raise ValidationError(f"from/to: {exc}", code="invalid_query") from exc
     q = memory.Query(

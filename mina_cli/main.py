@@ -259,6 +259,11 @@ def doctor() -> None:
     sys.exit(0 if ok else 1)
 
 
+from mina_cli.search import search_command  # noqa: E402  (meeting memory)
+
+main.add_command(search_command)
+
+
 def entry() -> None:
     try:
         main()

@@ -31,8 +31,6 @@ CONFIGS = {
     "sv": "swedish", "ta": "tamil", "tr": "turkish", "yi": "yiddish",
 }  # fmt: skip
 SIMPLE = "simple"
-#: every configuration a row may carry; queries look in each (docs/memory.md)
-ALL_CONFIGS = (SIMPLE, *sorted(set(CONFIGS.values())))
 
 
 def config_for(language: str | None) -> str:

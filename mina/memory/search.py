@@ -4,8 +4,9 @@ PostgreSQL: each row's `tsvector` was made with its conversation's configuration
 parsed once per configuration (`websearch_to_tsquery`) and a row matches the query of its own
 configuration: one GIN lookup per configuration, ORed. SQLite: FTS5 (porter stemming) with the
 same query syntax translated: words, "quoted phrases", `or`, `-word` to exclude.
-Hits are ranked by relevance (ts_rank / bm25), then newest meeting first; the snippet is HTML
-with the matched words in `<mark>` and everything else escaped.
+Hits are ranked by relevance (ts_rank / bm25), then newest meeting first; on PostgreSQL the
+ranking is among the `POOL` newest matches, so a word said in every meeting costs no more than a
+rare one. The snippet is HTML with the matched words in `<mark>` and everything else escaped.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, cast, func, or_, select, text
@@ -22,17 +23,20 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from mina.errors import ValidationError
-from mina.memory.index import ALL_CONFIGS
+from mina.memory.index import config_for
 from mina.memory.models import AudioErasure, Utterance
 from mina.models import Conversation
 
 QUERY_MAX = 200
 LIMIT_MAX = 100
 OFFSET_MAX = 10_000
+#: relevance is ranked among at most this many newest matches (docs/memory.md)
+POOL = 300
 _START, _STOP = "\x02", "\x03"
 _HEADLINE = f"StartSel={_START}, StopSel={_STOP}, MaxWords=40, MinWords=20, ShortWord=2"
 _TOKEN = re.compile(r'(-?)"([^"]*)"?|(\S+)')
 _WORD = re.compile(r"\w", re.UNICODE)
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,22 @@ class Hit:
         }
 
 
+def moment(value: str, *, end: bool) -> datetime:
+    """An ISO date or date-time as naive UTC; a date given as an end (`to`) means the end of
+    that day. Raises ValueError (or OverflowError at the end of the calendar)."""
+    try:
+        if _DATE_ONLY.fullmatch(value):
+            day = date.fromisoformat(value)
+            start = datetime(day.year, day.month, day.day)
+            return start + timedelta(days=1) if end else start
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError("an ISO 8601 date (2026-12-01) or date-time") from exc
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed
+
+
 def validate(q: Query) -> Query:
     if not q.text.strip():
         raise ValidationError("q: give the words to search for", code="invalid_query")
@@ -116,18 +136,40 @@ def _filters(q: Query) -> list[ColumnElement[bool]]:
     return out
 
 
+def configs_in_use(session: Session, q: Query) -> list[str]:
+    """The text search configurations rows of this search may carry: those of the languages of
+    the conversations searched (a scan of `conversation`, not of the utterances)."""
+    langs = select(Conversation.language).where(Conversation.revealed_at.is_not(None))
+    if q.conversation_id:
+        langs = langs.where(Conversation.id == q.conversation_id)
+    return sorted({config_for(lang) for lang in session.scalars(langs.distinct())})
+
+
 def _postgres(session: Session, q: Query) -> list[tuple[int, str]]:
     def tsquery(config: Any) -> Any:
         return func.websearch_to_tsquery(cast(config, REGCONFIG), q.text)
 
+    configs = configs_in_use(session, q)
+    if not configs:
+        return []
     matches = or_(
-        *(and_(Utterance.config == c, Utterance.tsv.op("@@")(tsquery(c))) for c in ALL_CONFIGS)
+        *(and_(Utterance.config == c, Utterance.tsv.op("@@")(tsquery(c))) for c in configs)
     )
-    rank = func.ts_rank(Utterance.tsv, tsquery(Utterance.config)).label("rank")
+    # Relevance among the newest matches: a very common word is ranked over the newest POOL
+    # utterances that have it (found walking the date index), never over all of them.
+    # One conversation has few utterances: all of its matches are ranked.
+    candidates = select(Utterance.id, Utterance.tsv, Utterance.config, Utterance.meeting_at).where(
+        matches, *_filters(q)
+    )
+    if not q.conversation_id:
+        candidates = candidates.order_by(Utterance.meeting_at.desc(), Utterance.id).limit(
+            max(POOL, q.offset + q.limit + 1)
+        )
+    pool = candidates.subquery()
+    rank = func.ts_rank(pool.c.tsv, tsquery(pool.c.config)).label("rank")
     page = (
-        select(Utterance.id, rank)
-        .where(matches, *_filters(q))
-        .order_by(rank.desc(), Utterance.meeting_at.desc(), Utterance.id)
+        select(pool.c.id, rank, pool.c.meeting_at)
+        .order_by(rank.desc(), pool.c.meeting_at.desc(), pool.c.id)
         .limit(q.limit + 1)
         .offset(q.offset)
         .subquery()
@@ -138,7 +180,7 @@ def _postgres(session: Session, q: Query) -> list[tuple[int, str]]:
     rows = session.execute(
         select(Utterance.id, headline)
         .join(page, page.c.id == Utterance.id)
-        .order_by(page.c.rank.desc(), Utterance.meeting_at.desc(), Utterance.id)
+        .order_by(page.c.rank.desc(), page.c.meeting_at.desc(), Utterance.id)
     ).all()
     return [(int(r[0]), str(r[1])) for r in rows]
 
