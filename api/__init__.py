@@ -61,6 +61,9 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app.register_blueprint(uploads.bp)
     app.register_blueprint(webhooks.bp)
+    from api import webhooks_out  # outgoing webhooks (docs/webhooks.md)
+
+    app.register_blueprint(webhooks_out.bp)
     app.register_blueprint(metrics.bp)
     from api import search
 

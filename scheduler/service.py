@@ -38,6 +38,7 @@ from mina.repair import Repair, provider_poller
 from mina.settings import Settings
 from mina.storage import build_storage
 from scheduler.lock import LeaderLock, build_lock, identity
+from workers.outbound import repair_job as webhooks_job
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ def jobs(repair: Repair, settings: Settings) -> list[Job]:
         Job("blobs", repair.sweep_blobs, settings.blob_sweep_interval_seconds),
         Job("provider_jobs", repair.poll_provider_jobs, every),
         Job("missing_chunks", repair.give_up_missing, every),
+        Job("webhooks", webhooks_job(settings), every),
     ]
 
 

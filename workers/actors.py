@@ -134,3 +134,6 @@ post_task_network = dramatiq.actor(
 @dramatiq.actor(broker=broker, queue_name="network", max_retries=3, min_backoff=1000)
 def reveal(conversation_id: str) -> None:
     post.reveal(conversation_id, services().settings)
+
+
+from workers import outbound as _outbound  # noqa: E402,F401  webhooks (docs/webhooks.md)
