@@ -18,7 +18,41 @@ import pytest
 PROFILE = os.environ.get("MINA_TEST_PROFILE", "services")
 EMBEDDED = PROFILE == "embedded"
 OPERATOR_TOKEN = "test-operator-token"
-TEST_REDIS_DB = int(os.environ.get("MINA_TEST_REDIS_DB", "9"))
+
+
+def _claim_redis_db() -> int:
+    """A Redis database of its own for this run: tests flush theirs and start workers on it,
+    so two runs on one machine (CI beside a developer's run) must not share one. Claimed in
+    db 0 by a key holding this process's pid; a claim whose process is gone is taken over."""
+    given = os.environ.get("MINA_TEST_REDIS_DB")
+    if given:
+        return int(given)
+    if EMBEDDED:
+        return 9  # no Redis in the embedded profile
+    import atexit
+
+    import redis
+
+    claims = redis.Redis(host="127.0.0.1", port=6379, db=0)
+    me = str(os.getpid())
+    for db in range(1, 16):
+        key = f"mina:test-db:{db}"
+        if not claims.set(key, me, nx=True, ex=6 * 3600):
+            holder = claims.get(key)
+            try:
+                os.kill(int(holder or 0), 0)
+                continue  # still running
+            except (ProcessLookupError, ValueError):
+                claims.set(key, me, ex=6 * 3600)  # its run died without letting go
+            except PermissionError:
+                continue
+        atexit.register(lambda key=key: claims.delete(key))
+        os.environ["MINA_TEST_REDIS_DB"] = str(db)  # the same one for subprocesses of this run
+        return db
+    raise RuntimeError("every Redis database 1-15 is claimed by a running test session")
+
+
+TEST_REDIS_DB = _claim_redis_db()
 REDIS_URL = f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
 
 _ROOT = Path(tempfile.mkdtemp(prefix="mina-tests-"))
