@@ -11,6 +11,7 @@ from spectree import Response as Resp
 from api.auth import bearer, operator_token, require_operator
 from api.context import services
 from api.extensions import spec
+from api.results import token as reader_token
 from api.schemas import (
     Accepted,
     ChunkAccepted,
@@ -147,7 +148,8 @@ def status(conversation_id: str) -> Response:
     skip_validation=True,  # txt/srt/vtt bodies are not JSON; the query is validated below
 )
 def transcript(conversation_id: str) -> Response:
-    _authorized(conversation_id)
+    with session_scope() as session:  # the dashboard reads it with its session (like results)
+        conversations.authorize(session, conversation_id, reader_token(), operator_token())
     fmt = TranscriptQuery.model_validate(request.args.to_dict()).format
     with session_scope() as session:
         conv = conversations.get(session, conversation_id)

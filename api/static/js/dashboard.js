@@ -382,7 +382,8 @@
 
   function start() {
     wire();
-    const fromHash = /^#c=([0-9a-f]+)$/.exec(location.hash);
+    window.minaSelect = select; // search hits open their conversation (js/search.js)
+    const fromHash = /^#c=([0-9a-f]+)(?:&t=[0-9.]+)?$/.exec(location.hash); // t: js/search.js
     if (fromHash) select(fromHash[1]);
     setInterval(renderList, 10000); // ages tick
     const conn = $("conn");

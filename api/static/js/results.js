@@ -49,7 +49,7 @@ const MinaResults = (() => {
     let para = null;
     for (const seg of segments) {
       if (!para || seg.speaker !== last) {
-        para = el("p", { class: "seg" }, el("span", { class: "seg-time", text: clock(seg.start) }),
+        para = el("p", { class: "seg", dataset: { start: String(seg.start) } }, el("span", { class: "seg-time", text: clock(seg.start) }),
           seg.speaker ? el("span", { class: "speaker", dataset: { colour: colour(seg.speaker) }, text: seg.speaker }) : null);
         node.append(para);
         last = seg.speaker;
