@@ -12,6 +12,11 @@ Conventions (weeks run Monday to Sunday):
 - "in/within 3 days", "in two weeks"            -> +3 days / +14 days
 - "March 3rd", "3rd of March", "on March 3"     -> that date in the meeting's year, or the next
   year when it is already past; ISO dates ("2026-12-01") as written.
+
+Speech recognition misspells: a word ending in "day(s)" within one edit of a weekday (two for
+the long ones: "Wensday", "Thirsday", "Tuseday", "Fridays") is that weekday, unless it is a word
+of its own ("today", "someday", "holiday", "midday", ...); the unit after "in/within N" within
+one edit of "day(s)"/"week(s)" ("within 3 Mays") is that unit, but "in two ways" is not.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import re
+
+from rapidfuzz.distance import Levenshtein
 
 WEEKDAYS = {name.lower(): i for i, name in enumerate(calendar.day_name)}
 MONTHS = {name.lower(): i for i, name in enumerate(calendar.month_name) if name}
@@ -67,11 +74,44 @@ _RULES: list[tuple[str, re.Pattern[str]]] = [
     ("end_week", re.compile(r"\b(?:end of (?:the |this )?week|eow)\b")),
     ("end_month", re.compile(r"\bend of (?:the |this )?month\b")),
     ("next_month", re.compile(r"\bnext month\b")),
-    ("next_weekday", re.compile(rf"\bnext ({_WD})\b")),
-    ("weekday", re.compile(rf"\b({_WD})\b")),
+    ("next_weekday", re.compile(r"\bnext ([a-z]+days?)\b")),
+    ("weekday", re.compile(r"\b([a-z]+days?)\b")),
     ("next_week", re.compile(r"\bnext week\b")),
-    ("in_days", re.compile(rf"\b(?:in|within) ({_NUM}) (day|week)s?\b")),
+    ("in_days", re.compile(rf"\b(?:in|within) ({_NUM}) ([a-z]+)\b")),
 ]
+
+# words ending in "day" that are words of their own, not a misheard weekday
+_DAY_WORDS = frozenset(
+    """today yesterday someday holiday holidays birthday birthdays midday weekday weekdays
+    payday workday everyday doomsday heyday mayday noonday""".split()  # noqa: SIM905
+)
+_UNITS_HEARD = {"day": 1, "days": 1, "week": 7, "weeks": 7}
+_NOT_UNITS = frozenset({"way", "ways", "say", "says"})
+
+
+def weekday(word: str) -> int | None:
+    """The weekday `word` names, allowing for a misspelling by speech recognition."""
+    word = word.lower()
+    if word in WEEKDAYS:
+        return WEEKDAYS[word]
+    if word in _DAY_WORDS or word.rstrip("s") in _DAY_WORDS:
+        return None
+    for name, number in WEEKDAYS.items():
+        if Levenshtein.distance(word, name) <= (1 if len(name) <= 6 else 2):
+            return number
+    return None
+
+
+def _unit_days(word: str) -> int | None:
+    """Days in the unit `word` names ("day", "weeks", misheard "Mays"), else None."""
+    if word in _UNITS_HEARD:
+        return _UNITS_HEARD[word]
+    if word in _NOT_UNITS:
+        return None
+    for unit, days in _UNITS_HEARD.items():
+        if len(unit) > 3 and Levenshtein.distance(word, unit) <= 1:
+            return days
+    return None
 
 
 def _after(meeting: dt.date, weekday: int) -> dt.date:
@@ -128,14 +168,17 @@ def _resolve(kind: str, m: re.Match[str], meeting: dt.date) -> dt.date | None:
     if kind == "next_month":
         return _month_end(meeting) + dt.timedelta(days=1)
     if kind == "next_weekday":
-        return _monday_next_week(meeting) + dt.timedelta(days=WEEKDAYS[m[1]])
+        day = weekday(m[1])
+        return None if day is None else _monday_next_week(meeting) + dt.timedelta(days=day)
     if kind == "weekday":
-        return _after(meeting, WEEKDAYS[m[1]])
+        day = weekday(m[1])
+        return None if day is None else _after(meeting, day)
     if kind == "next_week":
         return _monday_next_week(meeting)
     if kind == "in_days":
         count = int(m[1]) if m[1].isdigit() else NUMBERS[m[1]]
-        return meeting + dt.timedelta(days=count * (7 if m[2] == "week" else 1))
+        unit = _unit_days(m[2])
+        return None if unit is None else meeting + dt.timedelta(days=count * unit)
     return None
 
 
@@ -144,14 +187,13 @@ def find_due(text: str, meeting: dt.date) -> tuple[dt.date, str] | None:
     lowered = text.lower().replace("\u2019", "'")
     best: tuple[int, dt.date, str] | None = None
     for kind, pattern in _RULES:
-        m = pattern.search(lowered)
-        if m is None:
-            continue
-        if kind == "weekday" and lowered[max(0, m.start() - 5) : m.start()].endswith("next "):
-            continue
-        resolved = _resolve(kind, m, meeting)
-        if resolved is None:
-            continue
-        if best is None or m.start() < best[0]:
-            best = (m.start(), resolved, text[m.start() : m.end()])
+        for m in pattern.finditer(lowered):
+            if kind == "weekday" and lowered[max(0, m.start() - 5) : m.start()].endswith("next "):
+                continue
+            resolved = _resolve(kind, m, meeting)
+            if resolved is None:
+                continue
+            if best is None or m.start() < best[0]:
+                best = (m.start(), resolved, text[m.start() : m.end()])
+            break
     return None if best is None else (best[1], best[2])

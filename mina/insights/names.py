@@ -8,6 +8,8 @@ Evidence, per (speaker, name), from the diarized transcript:
   the previous other speaker (weight 0.5): people thank whoever just spoke;
 - a speaker never addresses themselves: a name that speaker says in address counts against
   them.
+Spellings of one name as speech recognition hears it ("Sophia", "Sofia"; `same_name`) pool
+their evidence under the most frequent one.
 A name is a capitalized word that is not a sentence word (`lexicon.NOT_NAMES`), a weekday or a
 month. Names and speakers are then paired one to one, strongest first. A pair's confidence is
 its share of the evidence for that name, scaled by how much evidence there is (one address:
@@ -18,9 +20,11 @@ label wherever results are shown (`mina.results`); a name given through the API 
 from __future__ import annotations
 
 import re
-from collections import defaultdict
-from collections.abc import Sequence
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from rapidfuzz.distance import Levenshtein
 
 from mina.insights import lexicon
 from mina.insights import text as textrules
@@ -68,6 +72,37 @@ class Learned:
     speaker: str
     name: str
     confidence: float
+
+
+def sound(name: str) -> str:
+    """A spelling-blind key of a name: "Sophia" and "Sofia", "Thomas" and "Tomas", "Jon" and
+    "John" share it."""
+    key = name.lower()
+    for a, b in (("ph", "f"), ("th", "t"), ("ck", "k"), ("y", "i"), ("z", "s"), ("w", "v")):
+        key = key.replace(a, b)
+    key = re.sub(r"c(?=[aou]|$)", "k", key)
+    key = re.sub(r"(.)\1+", r"\1", key)
+    key = re.sub(r"(?<=[aeiou])h|h(?=$)", "", key)
+    return key
+
+
+def same_name(a: str, b: str) -> bool:
+    """Whether `a` and `b` are one name as speech recognition may spell it: the same key, or
+    keys of four letters or more one edit apart with the same first letter ("Kanji", "Kenji")."""
+    ka, kb = sound(a), sound(b)
+    if ka == kb:
+        return True
+    return min(len(ka), len(kb)) >= 4 and ka[0] == kb[0] and Levenshtein.distance(ka, kb) <= 1
+
+
+def find(name: str, known: Mapping[str, str]) -> str | None:
+    """The speaker label in `known` (label -> name) whose name is `name`: spelled the same
+    first, else as heard (`same_name`), when only one speaker's name is that close."""
+    exact = [label for label, known_name in known.items() if known_name == name]
+    if exact:
+        return exact[0]
+    close = [label for label, known_name in known.items() if same_name(known_name, name)]
+    return close[0] if len(close) == 1 else None
 
 
 def is_name(word: str) -> bool:
@@ -122,16 +157,31 @@ def _neighbour(turns: list[tuple[str, float, str]], k: int, step: int) -> str | 
     return None
 
 
+def spellings(found: Sequence[str]) -> dict[str, str]:
+    """Each name in `found` -> the spelling it is learned under: the most frequent of the names
+    that are one as heard (`same_name`: an introduction heard as "Sophia" and an address as
+    "Sofia" are one person's evidence)."""
+    counts = Counter(found)
+    out: dict[str, str] = {}
+    for name, _ in counts.most_common():
+        if name not in out:
+            for other in counts:
+                if other not in out and same_name(name, other):
+                    out[other] = name
+    return out
+
+
 def learn(segments: Sequence[Segment]) -> list[Learned]:
     """Speaker → name pairs found in `segments`, one name per speaker at most."""
     turns = _turns(segments)
     score: dict[tuple[str, str], float] = defaultdict(float)
     against: dict[tuple[str, str], float] = defaultdict(float)
+    spelled = spellings([n for _, _, text in turns for n in introduced(text) + addressed(text)])
     for k, (speaker, _, text) in enumerate(turns):
         for name in introduced(text):
-            score[(speaker, name)] += 2.0
-        thanked = {m[1] for m in _THANKS.finditer(text)}
-        for name in addressed(text):
+            score[(speaker, spelled[name])] += 2.0
+        thanked = {spelled.get(m[1], m[1]) for m in _THANKS.finditer(text)}
+        for name in dict.fromkeys(spelled[n] for n in addressed(text)):
             against[(speaker, name)] += 1.0
             after = _neighbour(turns, k, 1)
             before = _neighbour(turns, k, -1)
@@ -160,11 +210,13 @@ def learn(segments: Sequence[Segment]) -> list[Learned]:
 
 
 def mentioned(segments: Sequence[Segment]) -> set[str]:
-    """Names said at least twice: a name said once that nobody answers to may be a misheard
-    word ("Name, can you ...")."""
+    """Names said at least twice (any spelling of the same `sound`): a name said once that
+    nobody answers to may be a misheard word ("Name, can you ...")."""
     counts: dict[str, int] = defaultdict(int)
+    spellings: dict[str, set[str]] = defaultdict(set)
     for seg in segments:
         for word in re.findall(_NAME, seg.text):
             if is_name(word):
-                counts[word] += 1
-    return {name for name, n in counts.items() if n >= 2}
+                counts[sound(word)] += 1
+                spellings[sound(word)].add(word)
+    return {name for key, n in counts.items() if n >= 2 for name in spellings[key]}

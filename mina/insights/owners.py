@@ -3,10 +3,12 @@
 An item carries how it was said (`owner_basis`, set by the extraction):
 - `commitment` ("I'll ...", "let me ..."): the speaker of the words at the item's time owns it;
 - `request` ("Omar, can you ...?", "could you ..."): the other speaker who accepts it ("Sure",
-  "will do", "I'll ...") in the next two turns within 30 s owns it; without an answer, the
-  speaker known by the name addressed (`addressee`, through the names learned or given), else
-  that name itself when it is said at least twice (a name said once that nobody answers to
-  may be a misheard word); else no owner;
+  "will do", "I'll ...") in the next two turns within 30 s owns it, unless that speaker is
+  known by another name than the one addressed (diarization gave the answer to the wrong
+  voice: the words win); else the speaker known by the name addressed (`addressee`, through
+  the names learned or given, spelled as heard: `names.same_name`), else that name itself when
+  it is said at least twice (a name said once that nobody answers to may be a misheard word);
+  else no owner;
 - `named` ("Omar will ..."): the speaker known by that name, else the name (said twice);
 - `team` ("we need to ...", "let's ..."): "team", because the words say so.
 A name only becomes an owner when it passes `names.is_name` (never a sentence word or a
@@ -86,7 +88,6 @@ def settle(
     labels to names (learned or given)."""
     pieces = _pieces(segments)
     said_twice = names_mod.mentioned(segments)
-    by_name = {name: speaker for speaker, name in known.items()}
     out = []
     for item in items:
         speaker: str | None = None
@@ -102,8 +103,11 @@ def settle(
             if basis == "request" and k is not None:
                 speaker = _accepter(pieces, k)
             name = item.addressee if item.addressee and names_mod.is_name(item.addressee) else None
+            answered_as = known.get(speaker) if speaker is not None else None
+            if answered_as and name and not names_mod.same_name(answered_as, name):
+                speaker = None  # the words name someone else: the answer's speaker is wrong
             if speaker is None and name is not None:
-                speaker = by_name.get(name)
+                speaker = names_mod.find(name, known)
                 owner = None if speaker or name not in said_twice else name
             if speaker is not None and speaker == here and basis == "request":
                 speaker, owner = None, name  # nobody asks themselves

@@ -18,7 +18,8 @@ Each sentence (fillers removed) is matched against commitment patterns, stronges
 Adjustments: +0.1 with a due date, +0.1 when the addressee answers yes ("sure", "will do", ...)
 within the next two segments, -0.2 for hedges (maybe, might, probably, try to, if). Actions
 that are meeting talk rather than work ("can you hear me", "let's move on", "I'll be honest")
-are skipped by their first words. Due dates: `mina.insights.dates`.
+are skipped by their first words. Due dates: `mina.insights.dates`; an unsure "to May" closing a
+sentence is read as "today" (how speech recognition hears it), unless a verb of moving precedes.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ _PATTERNS: list[tuple[str, float, re.Pattern[str]]] = [
         0.8,
         re.compile(
             rf"^(?i:(?:hey|hi|ok|okay|so|and|also|then)[, ]+)?{_NAME},?\s+"
-            rf"(?:can|could|would|will)\s+you\s+{_ACT}"
+            rf"(?i:can|could|would|will)\s+you\s+{_ACT}"
         ),
     ),
     (
@@ -56,7 +57,7 @@ _PATTERNS: list[tuple[str, float, re.Pattern[str]]] = [
         0.8,
         re.compile(
             rf"^(?i:(?:hey|hi|ok|okay|so|and|also|then)[, ]+)?{_NAME},\s+"
-            r"please\s+(?P<action>.+)"
+            r"(?i:please)\s+(?P<action>.+)"
         ),
     ),
     ("self", 0.75, re.compile(r"\b(?:i'll|i will|i shall)\s+(?P<action>.+)", re.I)),
@@ -225,6 +226,24 @@ def _not_an_item(kind: str, sentence: str, before: str, action: str) -> bool:
     return bool(textrules.PAST.search(before) or textrules.PAST.search(action))
 
 
+# "... the migration plan to May.": an unsure "to May" closing a sentence, with no day after
+# it, is speech recognition's hearing of "today" (one letter apart); a sure one, or one after a
+# verb of moving ("push it to May"), is the month
+_TO_MAY = re.compile(r"\bto May(?=[.!?]*$)")
+_MOVED = re.compile(r"\b(?:move|moved|push|pushed|postpone|delay|shift|reschedule|bump)\b", re.I)
+_UNSURE = 0.8
+
+
+def _heard_today(sentence: _Sentence) -> _Sentence:
+    m = _TO_MAY.search(sentence.text)
+    if m is None or _MOVED.search(sentence.text[: m.start()]):
+        return sentence
+    said = [w for w in sentence.words if textrules.norm(w.text.strip()) == "may"]
+    if not said or said[-1].probability is None or said[-1].probability >= _UNSURE:
+        return sentence
+    return replace(sentence, text=f"{sentence.text[: m.start()]}today{sentence.text[m.end() :]}")
+
+
 def _match(sentence: _Sentence) -> tuple[float, ActionItem] | None:
     for kind, base, pattern in _PATTERNS:
         m = pattern.search(sentence.text)
@@ -267,7 +286,7 @@ def _accepted(item: ActionItem) -> ActionItem:
 def extract_tasks(segments: Sequence[Segment], meeting_date: dt.date) -> TasksResult:
     """Action items in `segments`, due dates resolved against `meeting_date`."""
     found: dict[str, ActionItem] = {}
-    for sentence in _sentences(segments):
+    for sentence in map(_heard_today, _sentences(segments)):
         hit = _match(sentence)
         if hit is None:
             continue

@@ -291,3 +291,145 @@ def test_a_segment_heard_worse_than_the_rest_is_not_summarized() -> None:
     shown = [*summarize(talk).key_points, summarize(talk).summary]
     assert not any("Give me" in s or "Kim, could" in s for s in shown), shown
     assert any("freight contract renews" in s for s in shown), shown
+
+
+# ------------------------------------------------------------------ what recognition mishears
+
+
+@pytest.mark.parametrize(
+    ("phrase", "expected"),
+    [
+        ("by Wensday", "2026-12-02"),  # misspelled weekdays
+        ("on Thirsday", "2026-11-26"),
+        ("before Tuseday", "2026-12-01"),
+        ("next Fridays", "2026-12-04"),
+        ("within 3 Mays", "2026-11-28"),  # "days" misheard
+        ("in two weaks", "2026-12-09"),
+    ],
+)
+def test_due_phrases_as_speech_recognition_spells_them(phrase: str, expected: str) -> None:
+    found = dates.find_due(f"I'll write it up {phrase}", DAY)
+    assert found is not None and found[0].isoformat() == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I'll explain it in two ways",
+        "I'll do it someday",
+        "I'll book it for the holiday",
+        "I'll bring cake for her birthday",
+        "I'll call at midday",
+    ],
+)
+def test_words_that_only_look_like_a_misheard_date_are_no_date(text: str) -> None:
+    assert dates.find_due(text, DAY) is None
+
+
+def heard(start: float, text: str, speaker: str, unsure: float) -> Segment:
+    """A segment whose last word ("May.") was heard with probability `unsure`."""
+    tokens = text.split()
+    words = [
+        Word(
+            start=start + k * 0.3,
+            end=start + k * 0.3 + 0.25,
+            text=f" {t}",
+            probability=unsure if k == len(tokens) - 1 else 0.95,
+            speaker=speaker,
+        )
+        for k, t in enumerate(tokens)
+    ]
+    return Segment(
+        start=start, end=start + len(tokens) * 0.3, text=text, speaker=speaker, words=words
+    )
+
+
+def test_an_unsure_to_may_closing_a_commitment_is_today() -> None:
+    [item] = extract_tasks(
+        [heard(0, "I'll finish the budget review to May.", "S1", 0.2)], DAY
+    ).items
+    assert item.due == DAY.isoformat() and item.text.endswith("today")
+    [sure] = extract_tasks([heard(0, "I'll hand the budget review to May.", "S1", 0.97)], DAY).items
+    assert sure.due is None and sure.text.endswith("to May")  # May, a person or the month
+    moved = extract_tasks([heard(0, "I'll push the budget review to May.", "S1", 0.2)], DAY)
+    assert [it.due for it in moved.items] == [None]
+
+
+def test_the_name_addressed_wins_over_an_answer_given_to_another_named_voice() -> None:
+    # Priya's "Yes, will do" was given to S2, who introduced herself as Ingrid
+    talk = [
+        seg(0, 2, "Hello, this is Ingrid.", "S2"),
+        seg(2, 4, "Hi, I'm Priya.", "S1"),
+        seg(4, 8, "Priya, can you call the cleaning company tomorrow?", "S3"),
+        seg(8, 9, "Yes, will do.", "S2"),
+        seg(9, 10, "Thanks, Priya.", "S3"),
+    ]
+    [item] = extract_tasks(talk, DAY).items
+    assert (item.owner_speaker, item.owner) == ("S1", "Priya")  # who introduced herself
+    talk[1] = seg(2, 4, "Hi all.", "S1")
+    [unknown] = extract_tasks(talk, DAY).items
+    assert (unknown.owner_speaker, unknown.owner) == (None, "Priya")  # the name, said twice
+    # the answer's speaker is known by the name addressed: that speaker owns it
+    talk[2] = seg(4, 8, "Ingrid, can you call the cleaning company tomorrow?", "S3")
+    talk[4] = seg(9, 10, "Thanks, Ingrid.", "S3")
+    [same] = extract_tasks(talk, DAY).items
+    assert (same.owner_speaker, same.owner) == ("S2", "Ingrid")
+
+
+def test_a_name_spelled_as_heard_finds_its_speaker() -> None:
+    talk = [
+        seg(0, 2, "Morning, I'm Sofia.", "S2"),
+        seg(2, 6, "Sophia, could you renew the firewall licence?", "S1"),
+        seg(6, 9, "The old one ran out in spring.", "S1"),
+    ]
+    [item] = owners.settle([item_at(2.1, "Sophia")], talk, {"S2": "Sofia"})
+    assert (item.owner_speaker, item.owner) == ("S2", "Sofia")
+    [other] = owners.settle([item_at(2.1, "Sophia")], talk[1:], {"S2": "Oskar"})
+    assert other.owner_speaker is None and other.owner is None  # said once, nobody answers
+
+
+def item_at(at: float, addressee: str) -> ActionItem:
+    return ActionItem(
+        text="Renew the firewall licence",
+        owner_basis="request",
+        addressee=addressee,
+        source_time=at,
+        confidence=0.8,
+    )
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("Sophia", "Sofia", True),
+        ("Thomas", "Tomas", True),
+        ("Kanji", "Kenji", True),
+        ("Priya", "Pria", True),
+        ("Dana", "Omar", False),
+        ("Mayna", "Vayner", False),
+        ("Eva", "Ava", False),  # short names: only the same key
+    ],
+)
+def test_names_the_same_as_heard(a: str, b: str, same: bool) -> None:
+    assert names.same_name(a, b) is same
+
+
+def test_spellings_of_one_name_pool_their_evidence() -> None:
+    found = names.learn(
+        [
+            seg(0, 2, "Hi, Sofia here.", "S2"),
+            seg(2, 5, "Sophia, can you take the notes?", "S1"),
+            seg(5, 6, "Sure.", "S2"),
+        ]
+    )
+    assert [(n.speaker, n.name, n.confidence) for n in found] == [("S2", "Sofia", 1.0)]
+
+
+def test_a_name_cut_from_its_request_at_a_segment_boundary_is_the_addressee() -> None:
+    talk = [
+        seg(0, 1, "Marta,", "S1"),
+        seg(1, 4, "Can you renew the security certificate?", "S1"),
+        seg(4, 5, "Sure.", "S2"),
+    ]
+    [item] = extract_tasks(talk, DAY).items
+    assert item.addressee == "Marta" and item.owner_speaker == "S2"
