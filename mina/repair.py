@@ -238,15 +238,21 @@ class Repair:
     def post_processing(self, now: datetime | None = None, *, delay: float | None = None) -> int:
         """Time out stuck tasks, then start, requeue or reveal (in that order, in one run)."""
         now = now or utcnow()
-        return self.fail_overdue_tasks(now) + self.resume_post_processing(now, delay=delay)
+        overdue, put_back = self._overdue_tasks(now)
+        return overdue + self.resume_post_processing(now, delay=delay, requeue=put_back)
 
     def fail_overdue_tasks(self, now: datetime | None = None) -> int:
-        """Tasks `running` past their deadline: their worker died or hung in a call no time
-        limit can interrupt. Below `task_max_attempts` runs the task goes back to `pending`
-        (`resume_post_processing` queues it again, the old run can no longer store its result:
-        `finish` is fenced by the attempt number); at the cap it fails."""
-        now = now or utcnow()
+        """Tasks `running` past their deadline: their worker died (its heartbeat stopped) or
+        hung in a call no time limit can interrupt (past the time limit). Below
+        `task_max_attempts` runs the task goes back to `pending` (`resume_post_processing`
+        queues it again, the old run can no longer store its result: `finish` is fenced by the
+        attempt number); at the cap it fails."""
+        return self._overdue_tasks(now or utcnow())[0]
+
+    def _overdue_tasks(self, now: datetime) -> tuple[int, set[str]]:
+        """(tasks changed, conversations with a task put back to pending)."""
         cap = self.settings.task_max_attempts
+        put_back: set[str] = set()
         with session_scope() as session:
             overdue = session.scalars(
                 select(PostTask)
@@ -258,6 +264,7 @@ class Repair:
             for task in overdue:
                 if task.attempts < cap:
                     task.status = PENDING
+                    put_back.add(task.conversation_id)
                     task.error = (
                         f"attempt {task.attempts} did not finish before its deadline "
                         "(worker gone?); queued again"
@@ -277,13 +284,18 @@ class Repair:
                     task.conversation_id,
                     task.name,
                 )
-            return len(overdue)
+            return len(overdue), put_back
 
     def resume_post_processing(
-        self, now: datetime | None = None, *, delay: float | None = None
+        self,
+        now: datetime | None = None,
+        *,
+        delay: float | None = None,
+        requeue: set[str] | None = None,
     ) -> int:
         """Start what never started, reveal where every task is terminal, requeue pending tasks
-        whose last start is older than the delay."""
+        whose last start is older than the delay, and at once those of `requeue` (a task whose
+        worker died was just put back: nothing else will queue it)."""
         now = now or utcnow()
         wait = self.settings.dispatch_delay_seconds if delay is None else delay
         recent = now - timedelta(seconds=wait)
@@ -329,7 +341,7 @@ class Repair:
             )
         changed = sum(1 for cid in never_started if post.start(cid, self.dispatcher))
         changed += sum(1 for cid in to_reveal if post.reveal(cid, self.settings))
-        for cid in to_requeue:
+        for cid in sorted(set(to_requeue) | (requeue or set())):
             changed += int(self._requeue_tasks(cid))
         return changed
 

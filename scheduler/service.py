@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from types import FrameType
 
 import redis
@@ -26,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mina import db, events
 from mina.errors import ConfigurationError
+from mina.memory import retention
 from mina.metrics import (
     SCHEDULER_JOB_ERRORS,
     SCHEDULER_JOB_LAST_SUCCESS,
@@ -53,13 +55,17 @@ class Job:
 def jobs(repair: Repair, settings: Settings) -> list[Job]:
     """The jobs in the order one pass needs them (finish → dispatch → barrier → reveal)."""
     every = settings.scheduler_interval_seconds
+    sweep = settings.blob_sweep_interval_seconds
+    # Leases end `heartbeat_timeout_seconds` after a worker's last heartbeat: checked as often.
+    leases = min(every, settings.heartbeat_seconds or every)
     return [
         Job("auto_finish", repair.auto_finish, every),
-        Job("dispatch", repair.dispatch_stalled, every),
+        Job("dispatch", repair.dispatch_stalled, leases),
         Job("barrier", repair.settle_finished, every),
-        Job("post_processing", repair.post_processing, every),
+        Job("post_processing", repair.post_processing, leases),
         Job("relay", repair.relay, every),
-        Job("blobs", repair.sweep_blobs, settings.blob_sweep_interval_seconds),
+        Job("blobs", repair.sweep_blobs, sweep),
+        Job("audio_retention", partial(retention.prune, repair.storage, settings), sweep),
         Job("provider_jobs", repair.poll_provider_jobs, every),
         Job("missing_chunks", repair.give_up_missing, every),
         Job("webhooks", webhooks_job(settings), every),

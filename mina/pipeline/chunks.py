@@ -2,13 +2,17 @@
 
 Every change is a conditional UPDATE, so a duplicate or concurrent message for the same chunk
 does nothing: only the holder of the current claim (its attempt number) may finish it.
+
+A claim's lease is short (`heartbeat_timeout_seconds`) and renewed by the worker's heartbeat
+(`renew_lease`, mina.pipeline.heartbeat) up to `lease_seconds` after the claim: a dead worker's
+chunk is taken back in seconds, a long chunk keeps its long limit.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
@@ -26,6 +30,7 @@ from mina.models import (
     Chunk,
     Conversation,
 )
+from mina.pipeline import heartbeat
 from mina.settings import Settings
 from mina.transcript import Segment
 
@@ -41,6 +46,7 @@ class Claim:
     index: int
     attempt: int
     storage_key: str
+    started_at: datetime | None = None  # when this claim was taken (the lease's cap counts from it)
 
 
 def claim(chunk_id: str, settings: Settings) -> Claim | None:
@@ -60,7 +66,7 @@ def claim(chunk_id: str, settings: Settings) -> Claim | None:
                 status=PROCESSING,
                 attempts=Chunk.attempts + 1,
                 started_at=now,
-                lease_until=now + timedelta(seconds=settings.lease_seconds),
+                lease_until=heartbeat.first_lease(now, settings.lease_seconds, settings),
             )
             .execution_options(synchronize_session=False)
         )
@@ -74,7 +80,25 @@ def claim(chunk_id: str, settings: Settings) -> Claim | None:
             chunk.index,
             chunk.attempts,
             chunk.storage_key,
+            chunk.started_at,
         )
+
+
+def renew_lease(c: Claim, settings: Settings) -> bool:
+    """The heartbeat: push the lease to the timeout from now (never past `lease_seconds` after
+    the claim, never shorter than it is). False once the chunk is no longer this claim's."""
+    now = utcnow()
+    until = heartbeat.renewed_lease(now, c.started_at or now, settings.lease_seconds, settings)
+    with session_scope() as session:
+        renewed = session.execute(
+            update(Chunk)
+            .where(_mine(c), Chunk.lease_until < until)
+            .values(lease_until=until)
+            .execution_options(synchronize_session=False)
+        )
+        if renewed.rowcount == 1:  # type: ignore[attr-defined]
+            return True
+        return session.scalar(select(func.count()).select_from(Chunk).where(_mine(c))) == 1
 
 
 def extend_lease(c: Claim, settings: Settings) -> None:
@@ -234,4 +258,5 @@ def current_claim(chunk_id: str) -> Claim | None:
             chunk.index,
             chunk.attempts,
             chunk.storage_key,
+            chunk.started_at,
         )

@@ -4,7 +4,9 @@ Mark running (conditionally: a duplicate message does nothing), emit `{task}_sta
 work with tenacity retrying transient errors only, then store the result and emit
 `{task}_ready`, or store the error and emit `{task}_failed`. It always returns normally so the
 group's completion callback fires; the time limit is enforced by the caller (the actor's
-TimeLimit, passed in as `interrupts`) and by the scheduler through `deadline_at`.
+TimeLimit, passed in as `interrupts`) and by the scheduler through `deadline_at`, which the
+worker's heartbeat (mina.pipeline.heartbeat) keeps `heartbeat_timeout_seconds` ahead, up to
+the time limit: the task of a dead worker is taken back in seconds.
 
 A task of the chain merge → diarize → analytics only starts once the task before it is
 terminal: a duplicated or requeued pipeline cannot run diarize beside a merge still running.
@@ -16,7 +18,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import and_, exists, select, update
@@ -44,7 +45,7 @@ from mina.models import (
     Conversation,
     PostTask,
 )
-from mina.pipeline import post
+from mina.pipeline import heartbeat, post
 from mina.pipeline.post import CHAIN, progress_of, task_rows
 from mina.settings import Settings
 
@@ -110,7 +111,7 @@ def begin(conversation_id: str, name: str, settings: Settings) -> int | None:
                 started_at=now,
                 finished_at=None,
                 error=None,
-                deadline_at=now + timedelta(seconds=limit + 5),
+                deadline_at=heartbeat.first_lease(now, limit + 5, settings),
             )
             .execution_options(synchronize_session=False)
         )
@@ -144,7 +145,13 @@ def run(
         log.info("conversation %s: task %s not runnable now, skipped", conversation_id, name)
         return "skipped"
     started = time.monotonic()
-    result, error = _outcome(conversation_id, name, work, settings, interrupts)
+    beat = heartbeat.beating(
+        lambda: renew_deadline(conversation_id, name, attempt, settings),
+        settings,
+        f"task {name} of {conversation_id}",
+    )
+    with beat:
+        result, error = _outcome(conversation_id, name, work, settings, interrupts)
 
     def store() -> int | None:
         return finish(conversation_id, name, attempt, started, result=result, error=error)
@@ -153,6 +160,30 @@ def run(
     if percent == 100:
         _once_more_if_interrupted(lambda: _reveal(conversation_id, settings), interrupts)
     return "failed" if error else "done"
+
+
+def renew_deadline(conversation_id: str, name: str, attempt: int, settings: Settings) -> bool:
+    """The heartbeat of a running task: `deadline_at` the timeout from now, never past the time
+    limit after its start. False once the row is no longer this attempt's."""
+    now = utcnow()
+    mine = and_(
+        PostTask.conversation_id == conversation_id,
+        PostTask.name == name,
+        PostTask.status == RUNNING,
+        PostTask.attempts == attempt,
+    )
+    with session_scope() as session:
+        started = session.scalar(select(PostTask.started_at).where(mine))
+        if started is None:
+            return False
+        until = heartbeat.renewed_lease(now, started, settings.time_limit(name) + 5, settings)
+        session.execute(
+            update(PostTask)
+            .where(mine, PostTask.deadline_at < until)
+            .values(deadline_at=until)
+            .execution_options(synchronize_session=False)
+        )
+    return True
 
 
 def _outcome(

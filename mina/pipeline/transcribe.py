@@ -20,7 +20,7 @@ from mina import audio, coverage, languages, metrics, resilience
 from mina.dispatch import Dispatcher
 from mina.errors import MinaError, NotFound, PermanentError, TransientError
 from mina.insights import features, speaker_model
-from mina.pipeline import barrier, seams
+from mina.pipeline import barrier, heartbeat, seams
 from mina.pipeline import chunks as state
 from mina.providers import jobs
 from mina.providers.transcription import Transcriber, TranscriptionResult
@@ -87,31 +87,35 @@ def run_chunk(chunk_id: str, svc: Services, *, last_try: bool = False) -> str:
         log.info("chunk %s: not claimable (held elsewhere or already terminal)", chunk_id)
         return "skipped"
     started = time.monotonic()
-    try:
-        resilience.check(svc.transcriber.name, svc.settings)
-        if isinstance(svc.transcriber, jobs.JobProvider):  # async: a webhook finishes it
-            return jobs.submit(claim, svc, svc.transcriber)
-        with tempfile.TemporaryDirectory(prefix="mina-chunk-") as tmp:
-            wav, duration = _normalized(svc.storage, claim, Path(tmp))
-            limit = piece_seconds(svc)
-            if duration > limit:
-                _split(claim, wav, svc, limit)
-                return "split"
-            language = languages.for_chunk(claim.conversation_id)  # a code, or auto: detect
-            result = svc.transcriber.transcribe(wav, language)
-            _keep_features(svc, claim, wav)
-    except CircuitOpen as exc:
-        # Waiting for the provider is not an attempt: the chunk goes back to the queue with
-        # its attempt refunded, and the actor retries it when the circuit may have closed.
-        state.release(claim, str(exc), wait_seconds=exc.retry_after)
-        metrics.CIRCUIT_WAITS.labels(exc.provider).inc()
-        raise
-    except TransientError as exc:
-        return _transient(claim, svc, str(exc), last_try)
-    except NotFound as exc:
-        return _failed(claim, svc, f"audio blob missing: {exc}", state.PERMANENT)
-    except MinaError as exc:  # permanent: corrupt audio, a provider's 400/401, bad settings
-        return _failed(claim, svc, str(exc), state.PERMANENT)
+    beat = heartbeat.beating(
+        lambda: state.renew_lease(claim, svc.settings), svc.settings, f"chunk {chunk_id}"
+    )
+    with beat:
+        try:
+            resilience.check(svc.transcriber.name, svc.settings)
+            if isinstance(svc.transcriber, jobs.JobProvider):  # async: a webhook finishes it
+                return jobs.submit(claim, svc, svc.transcriber)
+            with tempfile.TemporaryDirectory(prefix="mina-chunk-") as tmp:
+                wav, duration = _normalized(svc.storage, claim, Path(tmp))
+                limit = piece_seconds(svc)
+                if duration > limit:
+                    _split(claim, wav, svc, limit)
+                    return "split"
+                language = languages.for_chunk(claim.conversation_id)  # a code, or auto: detect
+                result = svc.transcriber.transcribe(wav, language)
+                _keep_features(svc, claim, wav)
+        except CircuitOpen as exc:
+            # Waiting for the provider is not an attempt: the chunk goes back to the queue with
+            # its attempt refunded, and the actor retries it when the circuit may have closed.
+            state.release(claim, str(exc), wait_seconds=exc.retry_after)
+            metrics.CIRCUIT_WAITS.labels(exc.provider).inc()
+            raise
+        except TransientError as exc:
+            return _transient(claim, svc, str(exc), last_try)
+        except NotFound as exc:
+            return _failed(claim, svc, f"audio blob missing: {exc}", state.PERMANENT)
+        except MinaError as exc:  # permanent: corrupt audio, a provider's 400/401, bad settings
+            return _failed(claim, svc, str(exc), state.PERMANENT)
     state.complete(claim, result.segments, duration, result.warnings)
     found = result.extra.get("language_probability")
     sure = float(found) if isinstance(found, int | float) else None
