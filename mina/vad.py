@@ -25,6 +25,10 @@ STRETCHED = 1.5
 MIN_GAP = 0.8
 #: A word with no speech within this distance was made up over silence.
 SILENCE_REACH = 0.25
+#: Silero's frame: 512 samples (32 ms) per speech probability.
+FRAME = 512
+#: Below this probability a frame is silence (faster-whisper's `neg_threshold` for 0.5).
+QUIET_PROBABILITY = 0.35
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,21 @@ def speech(samples: np.ndarray) -> list[Span]:
     )
     found = get_speech_timestamps(samples.astype(np.float32, copy=False), options)
     return [Span(s["start"] / RATE, s["end"] / RATE) for s in found]
+
+
+def quiet(samples: np.ndarray, at: float, reach: float) -> bool:
+    """True when every Silero frame within `reach` seconds of `at` is silence: a pause between
+    words lies there (a cut there splits no word). Frame by frame, unlike `speech`, whose
+    stretches bridge pauses shorter than 0.5 s."""
+    from faster_whisper.vad import get_vad_model
+
+    if samples.size < FRAME:
+        return True
+    padded = np.pad(samples.astype(np.float32, copy=False), (0, -samples.size % FRAME))
+    probabilities = np.asarray(get_vad_model()(padded)).reshape(-1)
+    first = max(0, int((at - reach) * RATE) // FRAME)
+    last = min(probabilities.size, int((at + reach) * RATE) // FRAME + 1)
+    return first >= last or bool(np.all(probabilities[first:last] < QUIET_PROBABILITY))
 
 
 def covered(words: Iterable[Word]) -> list[Span]:

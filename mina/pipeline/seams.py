@@ -45,6 +45,9 @@ PAUSE = 0.1
 MATCH = 0.35
 #: Speech this close to the cut makes a seam worth transcribing.
 NEAR_CUT = 0.3
+#: ... unless the VAD hears a pause this far on both sides of the cut, frame by frame: no word
+#: crosses it, and both chunks heard their edge words whole.
+QUIET_REACH = 0.1
 
 
 @runtime_checkable
@@ -280,7 +283,9 @@ def make(
     joined = np.concatenate([head[int(a * vad.RATE) :], tail[: int(b * vad.RATE)]])
     cut = (head.size - int(a * vad.RATE)) / vad.RATE
     speech = vad.speech(joined)
-    if not any(s.start - NEAR_CUT < cut < s.end + NEAR_CUT for s in speech):
+    if not any(s.start - NEAR_CUT < cut < s.end + NEAR_CUT for s in speech) or vad.quiet(
+        joined, cut, QUIET_REACH
+    ):
         return seam  # the cut is in a pause: both chunks' own words stand
     result = transcriber.transcribe_samples(joined, language)
     segments = [s.shifted(a - left.duration) for s in result.segments]

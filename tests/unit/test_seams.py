@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mina import synth
+from mina import synth, vad
 from mina.models import Chunk
 from mina.pipeline import seams
 from mina.pipeline.transcribe import normalized_key
@@ -58,7 +58,13 @@ def cut_in_a_word(
     samples = samples_of(d / "all.wav")
     words = [w for s in transcriber.transcribe(d / "all.wav", "en").segments for w in s.words or []]
     word = next(w for w in words if "presentation" in w.text)
-    cut = int((word.start + word.end) / 2 * 16000)
+    return chunks_cut_at(samples, int((word.start + word.end) / 2 * 16000), d, transcriber)
+
+
+def chunks_cut_at(
+    samples: np.ndarray, cut: int, d: Path, transcriber: WhisperTranscriber
+) -> tuple[list[Chunk], LocalStorage]:
+    """Two transcribed chunks, `samples` cut at sample `cut`, their audio in local storage."""
     storage = LocalStorage(d / "blobs")
     rows = []
     for index, part in enumerate([samples[:cut], samples[cut:]]):
@@ -102,6 +108,36 @@ def test_the_word_cut_by_the_boundary_comes_out_once_and_right(
     assert wer(TEXT, text(joined)) <= 0.05
     assert [s.start for s in joined] == sorted(s.start for s in joined)
     assert all(s.chunk_index is not None for s in joined)
+
+
+def test_a_cut_in_a_short_pause_between_sentences_needs_no_seam(
+    transcriber: WhisperTranscriber, tmp_path: Path
+) -> None:
+    """The VAD's stretches bridge pauses under 0.5 s; frame by frame, a 0.4 s pause at the cut
+    shows no word crosses it: no transcription, both chunks' words stand, each word once."""
+    first, second = TEXT.split(". ")
+    parts = []
+    for n, sentence in enumerate((first + ".", second)):
+        synth.make_meeting([synth.Line("Alice", sentence)], tmp_path / f"{n}.raw.wav")
+        subprocess.run(
+            ["sox", str(tmp_path / f"{n}.raw.wav"), "-r", "16000", "-c", "1", "-b", "16",
+             str(tmp_path / f"{n}.wav"), "silence", "1", "0.05", "0.1%", "reverse", "silence",
+             "1", "0.05", "0.1%", "reverse"],
+            check=True,
+            timeout=60,
+        )  # fmt: skip
+        parts.append(samples_of(tmp_path / f"{n}.wav"))
+    pause = np.zeros(int(0.4 * 16000), dtype=np.float32)
+    samples = np.concatenate([parts[0], pause, parts[1]])
+    rows, storage = chunks_cut_at(samples, parts[0].size + pause.size // 2, tmp_path, transcriber)
+    left, right = seams.Side.of(rows[0]), seams.Side.of(rows[1])
+    assert len(vad.speech(samples)) == 1, "one stretch of speech: the old check would seam it"
+    seam = seams.make(left, right, transcriber, storage, "c", 4.0, "en")
+    assert seam["segments"] is None
+    rows[1].seam = seam
+    joined = text(seams.joined(rows))
+    assert wer(TEXT, joined) <= 0.05
+    assert normalize_words(joined).split().count("room") == 1
 
 
 def test_a_stale_seam_is_ignored(cut_in_a_word: tuple[list[Chunk], LocalStorage]) -> None:
