@@ -360,6 +360,7 @@ def score_items(
             notes.append(f"  extra: {it['text']!r} ({it.get('owner')})")
             got = content(it["text"])
             copy = any(len(w & got) / max(1, len(w)) >= 0.3 for w in planted)
+            copy = copy or any(_alike(p.task, it["text"]) >= 0.6 for p in m.planted)
             why = "a planted item misheard (ASR)" if copy else "not an action item"
             s.causes[f"extra: {why}"] += 1
     return s, notes

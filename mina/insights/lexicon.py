@@ -36,7 +36,7 @@ NON_ACTIONS = _phrases(
     give you | show you | walk you | let you know if | know | decide | take that | take it |
     take this | take care of it | do so | do the same | handle it | handle that | check it |
     look into it | sort it out | work on it | work it | get it | get that | need | have more |
-    have less | have a lot
+    have less | have a lot | don't | do not
     """
 )
 

@@ -76,7 +76,13 @@ _PATTERNS: list[tuple[str, float, re.Pattern[str]]] = [
         ),
     ),
     ("other", 0.55, re.compile(rf"\b(?:can|could|would|will)\s+you\s+{_ACT}", re.I)),
-    ("other", 0.55, re.compile(r"^(?:\w+,\s+)?please\s+(?P<action>.+)", re.I)),
+    # "please ..." after at most two short lead-ins: "Okay, no, please ..." and "May the,
+    # please ..." are how a misheard name in address comes out
+    (
+        "other",
+        0.55,
+        re.compile(r"^(?:(?:[\w']+\s){0,2}[\w']+,\s+){0,2}please\s+(?P<action>.+)", re.I),
+    ),
     ("self", 0.5, re.compile(r"\bi can\s+(?P<action>.+)", re.I)),
     (
         "team",

@@ -433,3 +433,22 @@ def test_a_name_cut_from_its_request_at_a_segment_boundary_is_the_addressee() ->
     ]
     [item] = extract_tasks(talk, DAY).items
     assert item.addressee == "Marta" and item.owner_speaker == "S2"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "May the, please book the room for the offsite by Friday.",  # "Dana, please" misheard
+        "Okay, no, please book the room for the offsite by Friday.",
+    ],
+)
+def test_please_after_a_misheard_address_is_a_request(text: str) -> None:
+    [item] = extract_tasks([seg(0, 4, text, "S1"), seg(4, 5, "Sure.", "S2")], DAY).items
+    assert item.text == "Book the room for the offsite by Friday"
+    assert (item.owner_basis, item.owner_speaker, item.due) == ("request", "S2", "2026-11-27")
+
+
+def test_please_do_not_is_no_action_item() -> None:
+    assert (
+        extract_tasks([seg(0, 3, "No, please don't restart the cluster.", "S1")], DAY).items == []
+    )
