@@ -25,10 +25,11 @@ owner's voice merged with another in diarization, the speaker wrong at a turn, t
 no owner decided; a due date not found or another date; an item missed because its words were
 misheard or because no item was found; an extra item that is a misheard copy of a planted one or
 not an action item. `--rules-on` adds this tree's rules on the stored diarized transcripts of
-`--tag` (a run of an older commit): old and new rules on the same recognition and speakers.
+`--tag` (a run of an older commit), `--rules-of REV` the rules of git revision REV on them too:
+old and new rules on the same recognition and speakers.
 
 Usage: .venv/bin/python bench/notes.py [--seed 7] [--cache /tmp/mina-notes-bench] [--fresh]
-       [--tag run] [--rules-on] [--script-only]
+       [--tag run] [--rules-on] [--rules-of REV] [--script-only]
 """
 
 from __future__ import annotations
@@ -38,10 +39,12 @@ import calendar
 import datetime as dt
 import difflib
 import json
+import os
 import random
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -443,6 +446,11 @@ def main() -> None:
     ap.add_argument("--tag", default="run", help="name of the cached result set")
     ap.add_argument("--script-only", action="store_true", help="the rules on the scripts only")
     ap.add_argument(
+        "--rules-of",
+        metavar="REV",
+        help="also the rules of git revision REV on the same transcripts (implies --rules-on)",
+    )
+    ap.add_argument(
         "--rules-on",
         action="store_true",
         help="also this tree's rules on the stored diarized transcripts of --tag",
@@ -479,13 +487,53 @@ def main() -> None:
         print(f"pipeline: {len(meetings)} meetings in {time.monotonic() - started:.1f}s")
     docs = json.loads(out.read_text())
     table(f"mina process end to end ({args.tag})", meetings, docs, scripts)
-    if args.rules_on:
+    if args.rules_of:
+        table(
+            f"the rules of {args.rules_of} on the diarized transcripts of {args.tag!r}",
+            meetings,
+            rules_of(args.rules_of, out, day),
+            scripts,
+        )
+    if args.rules_on or args.rules_of:
         table(
             f"the rules of this tree on the diarized transcripts of {args.tag!r}",
             meetings,
             [rules_on(doc, day) for doc in docs],
             scripts,
         )
+
+
+_RULES_OF = """
+import datetime as dt, json, sys
+from mina.insights.tasks import extract_tasks
+from mina.transcript import segments_from_json
+docs = json.load(open(sys.argv[1]))
+day = dt.date.fromisoformat(sys.argv[2])
+for doc in docs:
+    segments = segments_from_json(doc["transcript"]["segments"])
+    doc["tasks"] = extract_tasks(segments, day).model_dump(mode="json")
+json.dump(docs, sys.stdout)
+"""
+
+
+def rules_of(rev: str, stored: Path, day: dt.date) -> list[dict[str, Any]]:
+    """The docs of `stored` with action items extracted again by the rules of git revision
+    `rev` (its `mina` package exported to a temporary directory, run in a subprocess)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(
+            ["git", "archive", rev, "mina"], cwd=ROOT, capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", _RULES_OF, str(stored), day.isoformat()],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=tmp,
+            env=os.environ | {"PYTHONPATH": tmp},
+        )
+    docs: list[dict[str, Any]] = json.loads(proc.stdout)
+    return docs
 
 
 def rules_on(doc: dict[str, Any], day: dt.date) -> dict[str, Any]:
