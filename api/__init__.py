@@ -65,9 +65,10 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app.register_blueprint(webhooks_out.bp)
     app.register_blueprint(metrics.bp)
-    from api import search
+    from api import erasure, search
 
     app.register_blueprint(search.bp)  # meeting memory (docs/memory.md)
+    app.register_blueprint(erasure.bp)
     errors.register(app)
     inputs.register(app)  # no NUL or lone surrogate in any text input
     spec.register(app)

@@ -26,6 +26,7 @@ from mina.db import session_scope
 from mina.errors import NotReady
 from mina.insights.schemas import RefinementResult, SummaryResult, TasksResult
 from mina.memory import index as search_index
+from mina.memory.retention import erased_audio
 
 bp = Blueprint("results", __name__, url_prefix="/api/conversations")
 
@@ -126,6 +127,7 @@ def audio(conversation_id: str) -> Response:
         results.require_result(s, conv, "merge")
         key = conv.merged_audio_key
     if key is None:
+        erased_audio(conversation_id)  # deleted by retention: 404 (docs/memory.md)
         raise NotReady("the merged audio is not ready")
     storage = services().storage
     name = f"{conversation_id}.ogg"

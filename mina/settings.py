@@ -255,6 +255,9 @@ class Settings(BaseSettings):
         3, description="polls of an async provider job before it fails"
     )
     blob_sweep_interval_seconds: float = Field(600.0, description="how often orphans are swept")
+    audio_retention_days: int | None = Field(
+        None, ge=1, le=36500, description="days revealed audio is kept; unset: forever"
+    )
     scheduler_lock_ttl_seconds: float = Field(
         30.0, description="leader lock expiry (Redis); leader and standbys check every third"
     )
