@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 
 from rapidfuzz.distance import Levenshtein
@@ -157,16 +157,20 @@ def _neighbour(turns: list[tuple[str, float, str]], k: int, step: int) -> str | 
     return None
 
 
-def spellings(found: Sequence[str]) -> dict[str, str]:
+def spellings(found: Sequence[str], own: Set[str] = frozenset()) -> dict[str, str]:
     """Each name in `found` -> the spelling it is learned under: the most frequent of the names
     that are one as heard (`same_name`: an introduction heard as "Sophia" and an address as
-    "Sofia" are one person's evidence)."""
+    "Sofia" are one person's evidence). Two names people gave as their own (`own`) stay two
+    people ("Dana" and "Dina" both introduced)."""
     counts = Counter(found)
     out: dict[str, str] = {}
     for name, _ in counts.most_common():
         if name not in out:
+            out[name] = name
             for other in counts:
-                if other not in out and same_name(name, other):
+                if other in out or (name in own and other in own):
+                    continue
+                if same_name(name, other):
                     out[other] = name
     return out
 
@@ -176,7 +180,8 @@ def learn(segments: Sequence[Segment]) -> list[Learned]:
     turns = _turns(segments)
     score: dict[tuple[str, str], float] = defaultdict(float)
     against: dict[tuple[str, str], float] = defaultdict(float)
-    spelled = spellings([n for _, _, text in turns for n in introduced(text) + addressed(text)])
+    own = {n for _, _, text in turns for n in introduced(text)}
+    spelled = spellings([n for _, _, t in turns for n in introduced(t) + addressed(t)], own)
     for k, (speaker, _, text) in enumerate(turns):
         for name in introduced(text):
             score[(speaker, spelled[name])] += 2.0

@@ -425,6 +425,18 @@ def test_spellings_of_one_name_pool_their_evidence() -> None:
     assert [(n.speaker, n.name, n.confidence) for n in found] == [("S2", "Sofia", 1.0)]
 
 
+def test_two_people_with_names_alike_stay_two() -> None:
+    found = names.learn(
+        [
+            seg(0, 2, "Hi, I'm Dana.", "S1"),
+            seg(2, 4, "And I'm Dina.", "S2"),
+            seg(4, 7, "Dina, can you take the notes?", "S1"),
+            seg(7, 8, "Sure.", "S2"),
+        ]
+    )
+    assert [(n.speaker, n.name) for n in found] == [("S1", "Dana"), ("S2", "Dina")]
+
+
 def test_a_name_cut_from_its_request_at_a_segment_boundary_is_the_addressee() -> None:
     talk = [
         seg(0, 1, "Marta,", "S1"),
