@@ -31,13 +31,6 @@ __all__ = ["WhisperTranscriber", "model_path", "threads_per_call"]
 
 #: faster-whisper's own fallback temperatures, used when `whisper_temperature_fallback` is on.
 FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-#: Whisper's window: audio up to this long is decoded in one pass without timestamp tokens.
-#: With them, the segment still open at the window's end (speech cut by the chunk's end) is
-#: thrown away and decoded again from its start in a second window: a second encoder pass
-#: (~40 % of a chunk's CPU) for the last 2-5 s, heard without context (docs/transcription.md).
-ONE_WINDOW = 30 * vad.RATE
-#: In one-window decoding, a segment ends after a sentence's last word or at a pause this long.
-SEGMENT_PAUSE = 0.5
 
 
 def threads_per_call(settings: Settings) -> int:
@@ -136,7 +129,6 @@ class WhisperTranscriber:
         self, model: Any, samples: np.ndarray, lang: str, prompt: str | None
     ) -> tuple[list[Segment], str, float]:
         s = self._settings
-        one_window = samples.size <= ONE_WINDOW
         try:
             pieces, info = model.transcribe(
                 samples,
@@ -148,34 +140,11 @@ class WhisperTranscriber:
                 initial_prompt=prompt,
                 word_timestamps=True,
                 vad_filter=False,
-                without_timestamps=one_window,
             )
-            segments = []
-            for piece in pieces:  # a generator: each window is decoded when asked for
-                if piece.text.strip():
-                    segments += _segments(piece)
-                if one_window:  # the whole audio was that one segment: no tail window
-                    break
+            segments = [_segment(p) for p in pieces if p.text.strip()]
         except (RuntimeError, ValueError) as exc:
             raise PermanentError(f"local transcription failed: {exc}") from exc
         return [seg for seg in segments if seg.text], info.language, info.language_probability
-
-
-def _segments(piece: Any) -> list[Segment]:
-    """A faster-whisper segment as Mina's: one-window decoding gives the whole window as one
-    segment, split here into sentences (and at pauses) as Whisper's timestamps would."""
-    whole = _segment(piece)
-    if not whole.words:
-        return [whole]
-    out: list[list[Word]] = [[]]
-    for word in whole.words:
-        last = out[-1][-1] if out[-1] else None
-        if last is not None and (
-            last.text.rstrip().endswith((".", "?", "!")) or word.start - last.end >= SEGMENT_PAUSE
-        ):
-            out.append([])
-        out[-1].append(word)
-    return [coverage.with_words(whole, words) for words in out]
 
 
 def _segment(piece: Any) -> Segment:

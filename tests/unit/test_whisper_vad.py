@@ -112,45 +112,6 @@ def test_words_carry_their_own_times_inside_their_segment(
         assert all(w.start <= w.end for w in seg.words)
 
 
-def test_a_chunk_cut_inside_speech_is_decoded_in_one_pass(
-    transcriber: WhisperTranscriber, tmp_path: Path
-) -> None:
-    """30 s of a meeting cut mid-sentence: one encoder pass (not a second window for the
-    segment still open at the end), every line before the cut there, and segments that end
-    at sentences like Whisper's own."""
-    script = synth.make_meeting(synth.default_meeting_lines(0.8), tmp_path / "meeting.wav")
-    assert any(line.start < 30.0 < line.end for line in script.lines), "cut inside speech"
-    sox(str(tmp_path / "meeting.wav"), "-r", "16000", "-c", "1", "-b", "16",
-        str(tmp_path / "chunk.wav"), "trim", "0", "30")  # fmt: skip
-    samples = read_normalized(tmp_path / "chunk.wav")
-    assert samples is not None and samples.size == 30 * vad.RATE
-    model = transcriber.model()
-    passes = []
-    real = model.model
-
-    class Counting:
-        def __getattr__(self, name: str) -> object:
-            return getattr(real, name)
-
-        def encode(self, *args: object, **kwargs: object) -> object:
-            passes.append(1)
-            return real.encode(*args, **kwargs)
-
-    model.model = Counting()
-    try:
-        result = transcriber.transcribe_samples(samples, "en")
-    finally:
-        model.model = real
-    assert len(passes) == 1
-    before_cut = [line for line in script.lines if line.end < 30.0]
-    words = [w for s in result.segments for w in s.words or []]
-    heard = " ".join(w.text for w in words if w.end <= before_cut[-1].end + 0.3)
-    assert wer(" ".join(line.text for line in before_cut), heard) < 0.15
-    assert words[-1].end > before_cut[-1].end, "the words after the last full line too"
-    assert len(result.segments) >= len(before_cut)
-    assert all(s.text.endswith((".", "?", "!", ",")) for s in result.segments[:-1])
-
-
 def test_quiet_is_frame_by_frame(parts: dict[str, Path], tmp_path: Path) -> None:
     """A short pause is quiet although `speech` bridges it; inside a word is not."""
     silence = tmp_path / "short.wav"
