@@ -66,12 +66,9 @@ def webhook_fan_out() -> None:
 @dramatiq.actor(broker=broker, queue_name="network", max_retries=0, time_limit=_TIME_LIMIT_MS)
 def webhook_deliver(delivery_id: int) -> None:
     try:
-        out = delivery.deliver(delivery_id)
+        delivery.run(delivery_id, sender.deliver)
     except TimeLimitExceeded:  # left `sending`: the repair job takes it back after its lease
         log.warning("webhook delivery %s: time limit exceeded", delivery_id)
-        return
-    if out.next_ids:
-        sender.deliver(list(out.next_ids), out.delay)
 
 
 def repair_job(settings: Settings) -> Callable[[], int]:

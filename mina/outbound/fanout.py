@@ -13,12 +13,12 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import exists, func, insert, literal, select
 from sqlalchemy.orm import Session
 
 from mina.db import utcnow
 from mina.models import Event
-from mina.outbound.models import ACTIVE, Delivery, Subscription
+from mina.outbound.models import ACTIVE, PENDING, Delivery, Subscription
 from mina.outbound.subscriptions import matching
 
 log = logging.getLogger(__name__)
@@ -27,54 +27,56 @@ SETTLE_SECONDS = 5.0
 
 
 def fan_out(session: Session, limit: int = 1000) -> list[int]:
-    """Add the rows of every active subscription; returns the ids of the new rows."""
+    """Add the rows of every active subscription; returns the first new row of each stream
+    (the others follow it: a delivery's outcome sends the next one of its stream)."""
     subs = session.scalars(
         select(Subscription)
         .where(Subscription.status == ACTIVE)
         .order_by(Subscription.id)
         .with_for_update()  # one fan-out per subscription at a time: the cursor is its own
     ).all()
-    settled = utcnow() - timedelta(seconds=SETTLE_SECONDS)
+    now = utcnow()
+    settled = now - timedelta(seconds=SETTLE_SECONDS)
     new: list[int] = []
     for sub in subs:
-        events = session.execute(
-            select(Event.id, Event.conversation_id, Event.type, Event.created_at)
-            .where(Event.id > sub.cursor)
+        after = Event.id > sub.cursor
+        missing = (
+            select(
+                literal(sub.id),
+                Event.id,
+                func.coalesce(Event.conversation_id, ""),
+                literal(PENDING),
+                literal(0),
+                literal(now),
+                literal(now),
+            )
+            .where(
+                after,
+                matching(sub.event_types),
+                ~exists().where(Delivery.subscription_id == sub.id, Delivery.event_id == Event.id),
+            )
             .order_by(Event.id)
             .limit(limit)
-        ).all()
-        if not events:
-            continue
-        wanted = [e for e in events if _wants(sub.event_types, e.type)]
-        have = set(
-            session.scalars(
-                select(Delivery.event_id).where(
-                    Delivery.subscription_id == sub.id,
-                    Delivery.event_id.in_([e.id for e in wanted]),
-                )
-            )
         )
-        rows = [
-            Delivery(subscription_id=sub.id, event_id=e.id, stream=e.conversation_id or "")
-            for e in wanted
-            if e.id not in have
-        ]
-        session.add_all(rows)
-        cursor = sub.cursor
-        for e in events:
-            if e.created_at > settled:
-                break
-            cursor = e.id
-        sub.cursor = cursor
-        session.flush()
-        new += [r.id for r in rows]
+        cols = ["subscription_id", "event_id", "stream", "status", "attempts"]
+        added = session.execute(
+            insert(Delivery)
+            .from_select([*cols, "next_attempt_at", "created_at"], missing)
+            .returning(Delivery.id, Delivery.stream, Delivery.event_id)
+        ).all()
+        # The cursor stops before the first event that may still have an older one in flight.
+        young = session.scalar(select(func.min(Event.id)).where(after, Event.created_at > settled))
+        top = session.scalar(select(func.max(Event.id)).where(after))
+        if top is not None:
+            cursor = young - 1 if young is not None else top
+            if len(added) == limit:  # a full page: the next run continues after it
+                cursor = min(cursor, max(a.event_id for a in added))
+            sub.cursor = max(sub.cursor, cursor)
+        first: dict[str, tuple[int, int]] = {}
+        for row_id, stream, event_id in added:  # the first of each stream may be its head
+            if stream not in first or event_id < first[stream][1]:
+                first[stream] = (row_id, event_id)
+        new += [row_id for row_id, _ in first.values()]
     if new:
-        log.debug("webhooks: %d delivery row(s) added", len(new))
+        log.debug("webhooks: %d stream(s) woken", len(new))
     return new
-
-
-def _wants(types: list[str], type_: str) -> bool:
-    return "*" in types or type_ in types
-
-
-__all__ = ["SETTLE_SECONDS", "fan_out", "matching"]

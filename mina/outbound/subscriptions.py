@@ -67,10 +67,10 @@ def create(session: Session, new: NewSubscription) -> tuple[Subscription, str]:
         cursor=session.scalar(select(func.coalesce(func.max(Event.id), 0))) or 0,
         **new.options,
     )
+    session.add(sub)
+    session.flush()  # the column defaults are filled in
     if sub.retry_min_seconds > sub.retry_max_seconds:
         raise ValidationError("retry_min_seconds: larger than retry_max_seconds")
-    session.add(sub)
-    session.flush()
     log.info("webhook subscription %s created for %s", sub.id, ", ".join(sub.event_types))
     return sub, secret
 
