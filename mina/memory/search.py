@@ -152,20 +152,27 @@ def _postgres(session: Session, q: Query) -> list[tuple[int, str]]:
     configs = configs_in_use(session, q)
     if not configs:
         return []
-    matches = or_(
-        *(and_(Utterance.config == c, Utterance.tsv.op("@@")(tsquery(c))) for c in configs)
-    )
-    # Relevance among the newest matches: a very common word is ranked over the newest POOL
-    # utterances that have it (found walking the date index), never over all of them.
-    # One conversation has few utterances: all of its matches are ranked.
-    candidates = select(Utterance.id, Utterance.tsv, Utterance.config, Utterance.meeting_at).where(
-        matches, *_filters(q)
-    )
-    if not q.conversation_id:
-        candidates = candidates.order_by(Utterance.meeting_at.desc(), Utterance.id).limit(
-            max(POOL, q.offset + q.limit + 1)
+    columns = (Utterance.id, Utterance.tsv, Utterance.config, Utterance.meeting_at)
+
+    def matching(tsv: Any, config: Any) -> Any:
+        return or_(*(and_(config == c, tsv.op("@@")(tsquery(c))) for c in configs))
+
+    if q.conversation_id:
+        # One conversation has few utterances: all are read through the conversation index
+        # (OFFSET 0 keeps the planner from matching the whole table first) and all matches
+        # ranked.
+        own = select(*columns).where(*_filters(q)).offset(0).subquery()
+        pool = select(own).where(matching(own.c.tsv, own.c.config)).subquery()
+    else:
+        # Relevance among the newest matches: a very common word is ranked over the newest
+        # POOL utterances that have it (found walking the date index), never over all of them.
+        pool = (
+            select(*columns)
+            .where(matching(Utterance.tsv, Utterance.config), *_filters(q))
+            .order_by(Utterance.meeting_at.desc(), Utterance.id)
+            .limit(max(POOL, q.offset + q.limit + 1))
+            .subquery()
         )
-    pool = candidates.subquery()
     rank = func.ts_rank(pool.c.tsv, tsquery(pool.c.config)).label("rank")
     page = (
         select(pool.c.id, rank, pool.c.meeting_at)
