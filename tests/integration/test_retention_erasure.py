@@ -102,3 +102,32 @@ def test_erasure_on_s3(client: Any, s3_storage: Any) -> None:
     assert not any(s3_storage.exists(k) for k in keys)
     assert list(s3_storage.list(f"conversations/{cid}/")) == []
     assert rows_of(cid)["Conversation"] == 0 and search(client, "bucket") == []
+
+
+def test_a_conversation_in_progress_can_be_erased_and_a_late_blob_is_swept(
+    client: Any,
+) -> None:
+    import io
+    from datetime import timedelta
+
+    from mina import blobs as orphan_blobs
+    from mina.db import utcnow
+
+    settings = get_settings()
+    storage = build_storage(settings)
+    r = client.post("/api/conversations", json={"title": "still recording"})
+    cid = r.get_json()["id"]
+    keys = with_audio(storage, cid, chunks=2)
+    with session_scope() as s:
+        s.execute(update(Chunk).where(Chunk.conversation_id == cid).values(status="queued"))
+    r = client.delete(f"/api/conversations/{cid}", headers=OPERATOR)
+    assert r.status_code == 200 and r.get_json()["blobs"] == len(keys)
+    assert rows_of(cid)["Chunk"] == 0
+
+    # a worker that was merging writes its result after the erasure: nothing references it,
+    # so the orphan sweep deletes it once the grace period is over
+    late = f"conversations/{cid}/merged.ogg"
+    storage.put(late, io.BytesIO(b"OggS late"))
+    later = utcnow() + timedelta(seconds=settings.blob_grace_seconds + 60)
+    assert orphan_blobs.sweep(storage, later, settings, limit=100) >= 1
+    assert not storage.exists(late)
