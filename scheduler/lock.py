@@ -124,7 +124,10 @@ class PostgresLock:
                 text(
                     "SELECT a.application_name, a.client_addr, a.pid FROM pg_locks l "
                     "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
-                    "AND l.granted AND l.classid = :c AND l.objid = :o AND l.objsubid = 2"
+                    "AND l.granted AND l.classid = :c AND l.objid = :o AND l.objsubid = 2 "
+                    # advisory locks are per database: not another database's scheduler
+                    "AND l.database = (SELECT oid FROM pg_database "
+                    "WHERE datname = current_database())"
                 ),
                 {"c": PG_CLASS, "o": PG_OBJECT},
             ).first()
