@@ -8,11 +8,13 @@ and notes when each event id first arrived. Events are recorded by 4 threads in 
 
 Baselines in the same run: the ledger's own write rate (the same threads recording, no
 subscription), and a bare POST loop (4 threads signing and POSTing the same bodies straight to
-the same receiver, no database or queue). Printed: events/s of each, deliveries/s end to end,
-lag p50/p99 (commit → first arrival at the receiver), duplicates, and the last lines
-`ratio_vs_ledger=<deliveries/s ÷ ledger writes/s>` and `ratio_vs_bare_post=<… ÷ bare POSTs/s>`.
+the same receiver, no database or queue). Printed: events/s of each, deliveries/s end to end of
+a burst, lag p50/p99 (commit → first arrival at the receiver), duplicates; then `--idle` events
+one at a time (lag on an idle system, against the ledger transaction's own time); and the last
+lines `ratio_vs_ledger=<deliveries/s ÷ ledger writes/s>`, `ratio_vs_bare_post=<… ÷ bare
+POSTs/s>` and `idle_lag_ratio_vs_ledger_tx=<idle lag p50 ÷ ledger transaction p50>`.
 
-    .venv/bin/python bench/webhooks.py [--events 400] [--conversations 20] [--redis-db 5]
+    .venv/bin/python bench/webhooks.py [--events 400] [--conversations 20] [--idle 50]
 """
 
 from __future__ import annotations
@@ -126,6 +128,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=400)
     parser.add_argument("--conversations", type=int, default=20)
+    parser.add_argument("--idle", type=int, default=50, help="events sent one at a time")
     parser.add_argument("--redis-db", type=int, default=5)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="mina-bench-wh-"))
@@ -231,8 +234,26 @@ def run(args: argparse.Namespace) -> None:
         time.sleep(0.02)
     total_s = time.monotonic() - started
     lags = [receiver.first[str(i)] - t for i, t in committed.items()]
+
+    # 4. one event at a time on an idle system: commit -> receiver, against the ledger
+    #    transaction alone (the same `events.record`, timed from before it to its commit)
+    idle: list[float] = []
+    tx: list[float] = []
+    for i in range(args.idle):
+        before = time.time()
+        with session_scope() as s:
+            event_id = events.record(s, cids[i % len(cids)], "bench_event", {"idle": i}).id
+        done = time.time()
+        tx.append(done - before)
+        key = str(event_id)
+        deadline = time.monotonic() + 30
+        while key not in receiver.first:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"event {event_id} not delivered within 30 s")
+            time.sleep(0.001)
+        idle.append(receiver.first[key] - done)
     rate = args.events / total_s
-    dupes = receiver.hits - len(receiver.first) - args.events  # minus the bare loop's
+    dupes = receiver.hits - len(receiver.first)  # arrivals of an id already seen
     print(f"events: {args.events} over {args.conversations} conversations, 4 recording threads")
     print(f"ledger alone: {ledger_rate:.0f} events/s ({ledger_s:.2f}s)")
     print(f"bare signed POST loop, 4 threads: {bare_rate:.0f} POSTs/s ({bare_s:.2f}s)")
@@ -241,9 +262,14 @@ def run(args: argparse.Namespace) -> None:
     p50, p99 = pct(lags, 0.5) * 1000, pct(lags, 0.99) * 1000
     print(f"lag commit -> receiver: p50 {p50:.0f} ms, p99 {p99:.0f} ms")
     print(f"signatures refused: {receiver.forged}; duplicate deliveries: {max(0, dupes)}")
+    i50, i99 = pct(idle, 0.5) * 1000, pct(idle, 0.99) * 1000
+    t50 = pct(tx, 0.5) * 1000
+    print(f"one event at a time ({args.idle}): lag p50 {i50:.0f} ms, p99 {i99:.0f} ms;")
+    print(f"  the ledger transaction itself p50 {t50:.1f} ms")
     print(f"subscription {sid}")
     print(f"ratio_vs_ledger={rate / ledger_rate:.2f}")
     print(f"ratio_vs_bare_post={rate / bare_rate:.2f}")
+    print(f"idle_lag_ratio_vs_ledger_tx={pct(idle, 0.5) / pct(tx, 0.5):.1f}")
 
 
 if __name__ == "__main__":
