@@ -19,7 +19,7 @@ Prints p50 and p99 per class and overall, for PostgreSQL and (unless `--no-sqlit
 as the last line `ratio=<PostgreSQL p50 without indexes / p50 with them>` (what the indexes buy).
 
 Usage: .venv/bin/python bench/search.py [--conversations 10000] [--utterances 40]
-       [--queries 40] [--baseline-queries 8] [--seed 1] [--no-sqlite]
+       [--queries 40] [--baseline-queries 4] [--seed 1] [--no-sqlite | --no-postgres]
 """
 
 from __future__ import annotations
@@ -277,27 +277,30 @@ def main() -> None:
     ap.add_argument("--baseline-queries", type=int, default=4, help="per class")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-sqlite", action="store_true")
+    ap.add_argument("--no-postgres", action="store_true", help="SQLite only (ratio from it)")
     args = ap.parse_args()
 
     started = time.perf_counter()
     data = Data(args.conversations, args.utterances, args.seed)
     print(f"generated in {time.perf_counter() - started:.1f}s")
 
-    import psycopg
+    ratio_of: tuple[list[float], list[float]] | None = None
+    if not args.no_postgres:
+        import psycopg
 
-    name = f"mina_bench_search_{uuid.uuid4().hex[:8]}"
-    admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True)
-    admin.execute(f"CREATE DATABASE {name}")
-    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
-    try:
-        migrate.upgrade(url)
-        db.configure(url)
-        print(f"PostgreSQL loaded in {load_postgres(data, url):.1f}s")
-        pg_search, pg_scan = measure("PostgreSQL", data, args)
-    finally:
-        db.get_engine().dispose()
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
+        name = f"mina_bench_search_{uuid.uuid4().hex[:8]}"
+        admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True)
+        admin.execute(f"CREATE DATABASE {name}")
+        url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+        try:
+            migrate.upgrade(url)
+            db.configure(url)
+            print(f"PostgreSQL loaded in {load_postgres(data, url):.1f}s")
+            ratio_of = measure("PostgreSQL", data, args)
+        finally:
+            db.get_engine().dispose()
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            admin.close()
 
     if not args.no_sqlite:
         with tempfile.TemporaryDirectory(prefix="mina-bench-search-") as tmp:
@@ -305,9 +308,12 @@ def main() -> None:
             migrate.upgrade(lite)
             db.configure(lite)
             print(f"\nSQLite loaded in {load_sqlite(data, lite):.1f}s")
-            measure("SQLite", data, args)
+            lite_times = measure("SQLite", data, args)
             db.get_engine().dispose()
-    print(f"\nratio={statistics.median(pg_scan) / statistics.median(pg_search):.1f}")
+        ratio_of = ratio_of or lite_times
+    if ratio_of is not None:
+        found, scanned = ratio_of
+        print(f"\nratio={statistics.median(scanned) / statistics.median(found):.1f}")
 
 
 if __name__ == "__main__":

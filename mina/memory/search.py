@@ -4,9 +4,9 @@ PostgreSQL: each row's `tsvector` was made with its conversation's configuration
 parsed once per configuration (`websearch_to_tsquery`) and a row matches the query of its own
 configuration: one GIN lookup per configuration, ORed. SQLite: FTS5 (porter stemming) with the
 same query syntax translated: words, "quoted phrases", `or`, `-word` to exclude.
-Hits are ranked by relevance (ts_rank / bm25), then newest meeting first; on PostgreSQL the
-ranking is among the `POOL` newest matches, so a word said in every meeting costs no more than a
-rare one. The snippet is HTML with the matched words in `<mark>` and everything else escaped.
+Hits are ranked by relevance (ts_rank / bm25), then newest meeting first; the ranking is among
+the `POOL` newest matches, so a word said in every meeting costs no more than a rare one.
+The snippet is HTML with the matched words in `<mark>` and everything else escaped.
 """
 
 from __future__ import annotations
@@ -225,8 +225,17 @@ def _sqlite(session: Session, q: Query) -> list[tuple[int, str]]:
     conditions = ["utterance_fts MATCH :match"]
     params: dict[str, Any] = {"match": match, "limit": q.limit + 1, "offset": q.offset}
     if q.conversation_id:
+        # A conversation's rows are written together: their ids are one range, which FTS5
+        # can restrict itself to instead of walking every match of the words.
+        lo, hi = session.execute(
+            text("SELECT min(id), max(id) FROM utterance WHERE conversation_id = :cid"),
+            {"cid": q.conversation_id},
+        ).one()
+        if lo is None:
+            return []
+        conditions.append("utterance_fts.rowid BETWEEN :lo AND :hi")
         conditions.append("u.conversation_id = :cid")
-        params["cid"] = q.conversation_id
+        params.update(cid=q.conversation_id, lo=lo, hi=hi)
     if q.speaker:
         who = " ".join(q.speaker.split())
         conditions.append("(lower(u.speaker_name) = :who_lower OR u.speaker = :who)")
@@ -237,10 +246,25 @@ def _sqlite(session: Session, q: Query) -> list[tuple[int, str]]:
     if q.until:
         conditions.append("u.meeting_at < :until")
         params["until"] = q.until
+    where = " AND ".join(conditions)
+    source = "FROM utterance_fts JOIN utterance u ON u.id = utterance_fts.rowid"
+    # Relevance among the newest matches, as on PostgreSQL: FTS5 walks its matches from the
+    # highest rowid (the latest indexed) down, so finding the POOL-th newest is cheap, and bm25
+    # is computed only from there on.
+    params["pool"] = max(POOL, q.offset + q.limit + 1)
+    floor = session.execute(
+        text(
+            f"SELECT min(id) FROM (SELECT u.id AS id {source} WHERE {where} "
+            "ORDER BY utterance_fts.rowid DESC LIMIT :pool)"
+        ),
+        params,
+    ).scalar()
+    if floor is None:
+        return []
+    params["floor"] = floor
     sql = text(
-        "SELECT u.id, snippet(utterance_fts, 0, char(2), char(3), ' … ', 24) "
-        "FROM utterance_fts JOIN utterance u ON u.id = utterance_fts.rowid "
-        f"WHERE {' AND '.join(conditions)} "
+        f"SELECT u.id, snippet(utterance_fts, 0, char(2), char(3), ' … ', 24) {source} "
+        f"WHERE {where} AND utterance_fts.rowid >= :floor "
         "ORDER BY bm25(utterance_fts), u.meeting_at DESC, u.id LIMIT :limit OFFSET :offset"
     )
     return [(int(r[0]), str(r[1])) for r in session.execute(sql, params).all()]
