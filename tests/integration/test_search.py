@@ -170,3 +170,22 @@ def test_the_openapi_document_bounds_the_search_parameters(client: Any) -> None:
     params = {p["name"]: p["schema"] for p in doc["paths"]["/api/search"]["get"]["parameters"]}
     assert params["limit"]["minimum"] == 1 and params["limit"]["maximum"] == 100
     assert params["offset"]["maximum"] == 10_000 and params["q"]["maxLength"] == 200
+
+
+@pytest.mark.services_only  # PostgreSQL's text search configurations (SQLite: porter, English)
+def test_each_meeting_is_matched_in_its_own_language(client: Any) -> None:
+    german, _ = revealed(client, [seg(0.0, "Die Häuser am Hafen sind verkauft.")], language="de")
+    english, _ = revealed(client, [seg(0.0, "The houses by the harbour are sold.")])
+    unknown, _ = revealed(client, [seg(0.0, "Dom w porcie został sprzedany.")], language="pl")
+    assert [h["conversation_id"] for h in find(client, OPERATOR, q="Haus")["hits"]] == [german]
+    assert [h["conversation_id"] for h in find(client, OPERATOR, q="house")["hits"]] == [english]
+    # PostgreSQL has no Polish configuration: words match as written, without stemming
+    assert [h["conversation_id"] for h in find(client, OPERATOR, q="sprzedany")["hits"]] == [
+        unknown
+    ]
+    assert find(client, OPERATOR, q="sprzeda")["hits"] == []
+    with session_scope() as s:
+        configs = dict(
+            s.execute(select(Utterance.conversation_id, Utterance.config)).tuples().all()
+        )
+    assert configs == {german: "german", english: "english", unknown: "simple"}
