@@ -1,7 +1,8 @@
 """Outgoing webhooks (issue 22, docs/webhooks.md): signed, at least once, in order per
 conversation, paused on failure, replayable, repaired by the scheduler's job.
 
-Real PostgreSQL, Redis and `dramatiq workers.actors` subprocesses; the receiver is a real HTTP
+Real PostgreSQL, Redis and `dramatiq workers.actors` subprocesses (the tests marked `embedded`
+run again on SQLite with the in-process workers of `mina dev`); the receiver is a real HTTP
 server on 127.0.0.1 in this process that verifies every signature with the `standardwebhooks`
 package, and can fail, hang past the timeout, answer 410, go down and come back.
 """
@@ -176,6 +177,7 @@ def rows(sid: str) -> list[Delivery]:
         return list(s.scalars(q))
 
 
+@pytest.mark.embedded
 def test_signed_at_least_once_in_order_per_conversation(
     client: Any, workers: Any, receiver: Receiver, no_subscriptions: None
 ) -> None:
@@ -228,6 +230,7 @@ def test_event_types_filter_and_the_conversations_room_ids(
         assert receiver.accepted()[0].body == json.loads(json.dumps(events.as_message(ev)))
 
 
+@pytest.mark.embedded
 def test_consecutive_failures_pause_then_resume_delivers_everything(
     client: Any, workers: Any, receiver: Receiver, no_subscriptions: None
 ) -> None:
@@ -299,6 +302,7 @@ def test_timeouts_become_a_dead_letter_that_an_operator_retries(
     assert r.status_code == 409 and r.get_json()["error"]["code"] == "conflict"
 
 
+@pytest.mark.embedded
 def test_replay_from_a_cursor_sends_the_same_ids_again(
     client: Any, workers: Any, receiver: Receiver, no_subscriptions: None
 ) -> None:
@@ -360,6 +364,7 @@ def test_the_scheduler_job_repairs_lost_messages_and_dead_senders(
     assert repair.repair(sender, grace=0.0) == 0
 
 
+@pytest.mark.embedded
 def test_bad_input_is_a_clear_400(client: Any, no_subscriptions: None) -> None:
     def post(body: dict[str, Any]) -> Any:
         return client.post(f"{BASE}/subscriptions", json=body, headers=OPERATOR)
