@@ -35,7 +35,9 @@ class SubscriptionCreate(BaseModel):
     )
     timeout_seconds: float = Field(5.0, ge=0.1, le=30.0)
     retry_min_seconds: float = Field(1.0, ge=0.01, le=3600.0, description="first backoff")
-    retry_max_seconds: float = Field(600.0, ge=0.01, le=86_400.0, description="backoff cap")
+    retry_max_seconds: float = Field(
+        600.0, ge=0.01, le=21_600.0, description="backoff cap (messages live 24 h at most)"
+    )
 
 
 class SubscriptionOut(BaseModel):

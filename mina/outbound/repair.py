@@ -2,24 +2,37 @@
 
 Fans out what no process fanned out, takes back rows whose sender died mid-POST (lease expired:
 they are sent again, with the same `webhook-id`), and wakes stream heads that are due since
-`grace` seconds and whose message was lost. Bounded per run; every step idempotent.
+`grace` seconds and whose message was lost; prunes rows delivered more than
+`KEEP_DELIVERED_DAYS` ago. Bounded per run; every step idempotent.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import and_, delete, exists, select, update
 from sqlalchemy.orm import aliased
 
 from mina.db import session_scope, utcnow
 from mina.errors import TransientError
 from mina.outbound.delivery import Sender
 from mina.outbound.fanout import fan_out
-from mina.outbound.models import ACTIVE, OPEN, PENDING, SENDING, Delivery, Subscription
+from mina.outbound.models import (
+    ACTIVE,
+    DELIVERED,
+    OPEN,
+    PENDING,
+    SENDING,
+    Delivery,
+    Subscription,
+)
 
 log = logging.getLogger(__name__)
+
+#: Delivered rows are kept this long (counts, the dashboard), then pruned; a replay adds them
+#: back from the ledger.
+KEEP_DELIVERED_DAYS = 7.0
 
 
 def repair(sender: Sender, *, batch: int = 100, grace: float = 15.0) -> int:
@@ -72,4 +85,20 @@ def repair(sender: Sender, *, batch: int = 100, grace: float = 15.0) -> int:
         except TransientError as exc:  # the rows stay due: the next run tries again
             log.warning("webhooks: %d delivery(ies) not woken: %s", len(wake), exc)
             return 0
-    return len(wake)
+    return len(wake) + prune(now - timedelta(days=KEEP_DELIVERED_DAYS), batch * 10)
+
+
+def prune(before: datetime, limit: int) -> int:
+    """Delete up to `limit` rows delivered before `before`."""
+    with session_scope() as session:
+        old = list(
+            session.scalars(
+                select(Delivery.id)
+                .where(Delivery.status == DELIVERED, Delivery.delivered_at < before)
+                .limit(limit)
+            )
+        )
+        if old:
+            session.execute(delete(Delivery).where(Delivery.id.in_(old)))
+            log.info("webhooks: %d delivered row(s) pruned", len(old))
+    return len(old)

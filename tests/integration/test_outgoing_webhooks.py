@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -362,6 +363,14 @@ def test_the_scheduler_job_repairs_lost_messages_and_dead_senders(
     wait_for(lambda: set(ids) <= receiver.accepted_ids(), timeout=30)
     wait_for(lambda: [r.status for r in rows(sub["id"])] == [DELIVERED] * 3, timeout=10)
     assert repair.repair(sender, grace=0.0) == 0
+    with session_scope() as s:  # a week later the delivered rows are pruned
+        s.execute(
+            update(Delivery)
+            .where(Delivery.subscription_id == sub["id"], Delivery.event_id != ids[0])
+            .values(delivered_at=utcnow() - timedelta(days=repair.KEEP_DELIVERED_DAYS, hours=1))
+        )
+    assert repair.repair(sender, grace=0.0) == 2
+    assert [r.event_id for r in rows(sub["id"])] == [ids[0]]
 
 
 @pytest.mark.embedded
