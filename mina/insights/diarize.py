@@ -9,6 +9,10 @@
    windows that cover it; runs shorter than MIN_TURN join their longer neighbour, and turns of
    one speaker separated by less than JOIN_GAP_SECONDS are joined. Speakers are named S1, S2,
    ... in order of first appearance.
+4. Each speaker's voice (`DiarizationResult.voices`): the mean of the L2-normalised embeddings
+   of the windows Viterbi gave that speaker, normalised again (192 floats). Stored with the
+   diarize task's result, never shown by the API; known speakers match it against voiceprints
+   (`mina.memory.voiceprints`, docs/memory.md).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import numpy.typing as npt
 from mina.errors import PermanentError
 from mina.insights import clustering
 from mina.insights import features as feat
-from mina.insights.embeddings import Embedder
+from mina.insights.embeddings import Embedder, normalized
 from mina.insights.schemas import DiarizationResult, SpeakerTurn
 from mina.insights.speakers import assign_speakers
 
@@ -37,6 +41,7 @@ BLOCK_SECONDS = 30
 UNIT_WINDOWS = 4  # windows (3.75 s) clustered together inside a stretch of speech
 SWITCH_INSIDE = 0.15  # cost of a change of speaker between windows of one stretch
 SWITCH_BETWEEN = 0.02  # ... and across a pause
+VOICE_DECIMALS = 5  # a stored voice's floats (cosine changes by < 1e-4)
 
 IntArray = npt.NDArray[np.int64]
 
@@ -142,6 +147,28 @@ def _turns(labels: IntArray) -> list[SpeakerTurn]:
     return turns
 
 
+def _first_seen(grid: IntArray) -> dict[int, str]:
+    """Cluster index -> speaker label, in order of first appearance (as `_turns` names them)."""
+    names: dict[int, str] = {}
+    for _, _, lab in _label_runs(grid):
+        if lab >= 0 and lab not in names:
+            names[lab] = f"S{len(names) + 1}"
+    return names
+
+
+def voices(
+    embeddings_: npt.NDArray[np.float32], window_labels: IntArray, names: dict[int, str]
+) -> dict[str, list[float]]:
+    """Each labelled speaker's centroid: mean of its windows' unit embeddings, unit length."""
+    unit = normalized(np.asarray(embeddings_, dtype=np.float32))
+    out: dict[str, list[float]] = {}
+    for lab, name in names.items():
+        mine = unit[window_labels == lab]
+        if len(mine):
+            out[name] = [round(float(v), VOICE_DECIMALS) for v in normalized(mine.mean(axis=0))]
+    return out
+
+
 def diarize_features(
     f: feat.Features,
     num_speakers: int | None = None,
@@ -158,10 +185,13 @@ def diarize_features(
     units = _units(stretch)
     labels = clustering.cluster(f.embeddings, units, num_speakers, max_speakers, threshold)
     k = int(labels.max()) + 1
-    turns = _turns(_smooth(_grid_labels(f, _viterbi(f, labels, k, stretch))))
+    window_labels = _viterbi(f, labels, k, stretch)
+    grid = _smooth(_grid_labels(f, window_labels))
+    turns = _turns(grid)
     count = len({t.speaker for t in turns})
     log.info("diarized %.1fs of audio: %d speakers, %d turns", f.seconds, count, len(turns))
-    return DiarizationResult(speakers=count, turns=turns)
+    found = voices(f.embeddings, window_labels, _first_seen(grid))
+    return DiarizationResult(speakers=count, turns=turns, voices=found)
 
 
 def _blocks(signal: npt.ArrayLike, sr: int) -> Iterator[npt.NDArray[np.float32]]:

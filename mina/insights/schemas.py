@@ -106,6 +106,8 @@ class SpeakerTurn(_Result):
 class DiarizationResult(_Result):
     speakers: int = Field(ge=0)
     turns: list[SpeakerTurn]
+    #: label -> the speaker's centroid embedding (192 floats, unit length); docs/memory.md
+    voices: dict[str, list[float]] = Field(default_factory=dict)
 
 
 __all__ = [

@@ -166,6 +166,7 @@ def diarize_task(conversation_id: str, svc: Services) -> dict[str, Any]:
         "speakers": found.speakers,
         "turns": [t.model_dump() for t in found.turns],
         "segments": _dump(labelled),
+        "voices": found.voices,  # per label, for known speakers only (docs/memory.md)
     }
 
 

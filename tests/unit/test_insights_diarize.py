@@ -351,3 +351,13 @@ def test_words_outside_every_turn_take_their_segments_speaker() -> None:
     )
     assert len(labelled) == 1 and labelled[0].speaker == "S2"
     assert [w.speaker for w in labelled[0].words or []] == ["S2", "S2"]
+
+
+def test_each_speaker_keeps_one_unit_voice(three_features: features.Features) -> None:
+    found = diarize_features(three_features, num_speakers=3)
+    assert set(found.voices) == {t.speaker for t in found.turns}
+    vectors = np.array(list(found.voices.values()))
+    assert vectors.shape == (3, embeddings.DIM)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
+    sims = vectors @ vectors.T
+    assert sims[np.triu_indices(3, 1)].max() < 0.9  # three different voices
