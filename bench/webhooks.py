@@ -48,6 +48,7 @@ def configure(workdir: Path, redis_db: int) -> str:
             "MINA_DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{name}",
             "MINA_BROKER_URL": f"redis://127.0.0.1:6379/{redis_db}",
             "MINA_OPERATOR_TOKEN": "bench",
+            "MINA_WORKER_THREADS": "4",  # as `mina worker` runs the 4 threads below
         }
     )
     return name

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -27,7 +28,7 @@ from mina.errors import TransientError
 from mina.outbound import delivery, fanout, repair
 from mina.outbound.models import ACTIVE, Subscription
 from mina.relay import Message
-from mina.settings import Settings
+from mina.settings import Settings, get_settings
 from workers.broker import broker
 
 log = logging.getLogger(__name__)
@@ -63,12 +64,22 @@ def webhook_fan_out() -> None:
     sender.deliver(ids)
 
 
+#: Threads of this process that may be in a webhook POST at once: one fewer than the worker's
+#: (MINA_WORKER_THREADS), so receivers, however slow, always leave a thread to the pipeline.
+_posting = threading.BoundedSemaphore(max(1, get_settings().worker_threads - 1))
+
+
 @dramatiq.actor(broker=broker, queue_name="network", max_retries=0, time_limit=_TIME_LIMIT_MS)
 def webhook_deliver(delivery_id: int) -> None:
+    if not _posting.acquire(blocking=False):  # come back soon rather than hold this thread
+        sender.deliver([delivery_id], random.uniform(0.2, 0.5))
+        return
     try:
         delivery.run(delivery_id, sender.deliver)
     except TimeLimitExceeded:  # left `sending`: the repair job takes it back after its lease
         log.warning("webhook delivery %s: time limit exceeded", delivery_id)
+    finally:
+        _posting.release()
 
 
 def repair_job(settings: Settings) -> Callable[[], int]:
