@@ -86,12 +86,13 @@ class Stack:
     settings: dict[str, str]  # MINA_* of every process
     workers: int = 2
     schedulers: int = 2
+    amqp_url: str | None = None  # RabbitMQ as the broker (Redis then keeps group callbacks)
     redis_port: int = field(default_factory=free_port)
     web_port: int = field(default_factory=free_port)
     procs: dict[str, Proc] = field(default_factory=dict)
 
     @property
-    def broker_url(self) -> str:
+    def redis_url(self) -> str:
         return f"redis://127.0.0.1:{self.redis_port}/0"
 
     @property
@@ -102,7 +103,8 @@ class Stack:
         return {
             **os.environ,
             **self.settings,
-            "MINA_BROKER_URL": self.broker_url,
+            "MINA_BROKER_URL": self.amqp_url or self.redis_url,
+            "MINA_REDIS_URL": self.redis_url,
             "PORT": str(self.web_port),
             "PYTHONUNBUFFERED": "1",
         }
@@ -165,3 +167,14 @@ class Stack:
 
     def tails(self) -> str:
         return "\n".join(p.tail(25) for p in self.procs.values())
+
+
+def rabbitmq_vhost(name: str, *, delete: bool = False) -> str:
+    """A vhost of its own on the machine's RabbitMQ (queues of other runs stay apart)."""
+    if delete:
+        subprocess.run(["rabbitmqctl", "delete_vhost", name], capture_output=True, timeout=60)
+        return ""
+    for cmd in (["add_vhost", name], ["set_permissions", "-p", name, "guest", ".*", ".*", ".*"]):
+        done = subprocess.run(["rabbitmqctl", *cmd], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+    return f"amqp://guest:guest@127.0.0.1:5672/{name}"

@@ -23,6 +23,7 @@ import random
 import statistics
 import threading
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,7 +39,7 @@ from mina.db import session_scope, utcnow
 from mina.models import Chunk, Conversation, Event
 from mina.settings import get_settings
 from mina.storage import build_storage
-from tests.chaos.harness import Stack
+from tests.chaos.harness import Stack, rabbitmq_vhost
 from tests.fixtures.audio import meeting
 from tests.fixtures.stack import wait_for
 
@@ -203,13 +204,21 @@ def crash(stack: Stack, tally: Tally, what: str) -> None:
         tally.restarts["scheduler"] += 1
 
 
+@pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
 def test_promises_hold_under_kills_of_workers_redis_web_and_scheduler(
-    clean_db: str, tmp_path: Path
+    clean_db: str, tmp_path: Path, broker: str
 ) -> None:
+    """Redis as the broker; then RabbitMQ, with summary failing everywhere (the partial reveal
+    under kills)."""
     chunks = meeting(tmp_path / "audio", minutes=CHUNKS * 8 / 60, chunk_seconds=8).chunks
     assert len(chunks) >= CHUNKS
     chunks = chunks[:CHUNKS]
-    stack = Stack(tmp_path, SETTINGS)
+    settings = dict(SETTINGS)
+    vhost = f"mina-chaos-{uuid.uuid4().hex[:8]}"
+    amqp = rabbitmq_vhost(vhost) if broker == "rabbitmq" else None
+    if amqp:
+        settings["MINA_SIM_TASK_FAIL"] = "summary"
+    stack = Stack(tmp_path, settings, amqp_url=amqp)
     tally = Tally()
     people = [Participant() for _ in range(CONVERSATIONS)]
     stop = threading.Event()
@@ -237,6 +246,8 @@ def test_promises_hold_under_kills_of_workers_redis_web_and_scheduler(
     finally:
         stop.set()
         stack.down()
+        if amqp:
+            rabbitmq_vhost(vhost, delete=True)
 
     reveal = [(outcome[p.cid] - p.finished_at).total_seconds() for p in people if p.finished_at]
     reveal.sort()
@@ -244,12 +255,17 @@ def test_promises_hold_under_kills_of_workers_redis_web_and_scheduler(
     with session_scope() as s:
         attempts = sum(s.scalars(select(Chunk.attempts)).all())
     print(
-        f"\nchaos: {CONVERSATIONS} conversations x {CHUNKS} chunks; kills {dict(tally.kills)}; "
+        f"\nchaos ({broker}): {CONVERSATIONS} conversations x {CHUNKS} chunks; "
+        f"kills {dict(tally.kills)}; "
         f"restarts {dict(tally.restarts)}; client retries {tally.retries}; chunk attempts "
         f"{attempts} for {CONVERSATIONS * CHUNKS} chunks; finish -> reveal max {reveal[-1]:.1f}s "
         f"p95 {p95:.1f}s median {statistics.median(reveal):.1f}s"
     )
     check_promises(people)
+    with session_scope() as s:
+        outcomes = Counter(s.scalars(select(Conversation.processing_status)).all())
+    if amqp:  # summary failed everywhere: partial reveals (or failed, if chunks failed too)
+        assert outcomes["ready"] == 0 and outcomes["partial"] >= 1, outcomes
     assert sum(tally.kills.values()) >= 5 and tally.kills["redis"] == 1
     assert tally.kills["web"] == 1 and tally.kills["scheduler leader"] == 1
 
