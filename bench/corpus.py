@@ -234,7 +234,8 @@ def _download_venv() -> Path:
     if not pip.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run(
-            [str(pip), "install", "-q", "setuptools>=70.1", "wheel", "numpy"], check=True
+            [str(pip), "install", "-q", "setuptools>=70.1", "wheel", "numpy", "scikit-build-core"],
+            check=True,
         )
     return pip
 
