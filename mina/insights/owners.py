@@ -8,7 +8,9 @@ An item carries how it was said (`owner_basis`, set by the extraction):
   voice: the words win); else the speaker known by the name addressed (`addressee`, through
   the names learned or given, spelled as heard: `names.same_name`), else that name itself when
   it is said at least twice (a name said once that nobody answers to may be a misheard word);
-  else no owner;
+  else no owner. When the turn right after the request is a plain yes ("Sure.") in the asker's
+  own voice, diarization merged asker and accepter: no later speaker is taken as the accepter;
+
 - `named` ("Omar will ..."): the speaker known by that name, else the name (said twice);
 - `team` ("we need to ...", "let's ..."): "team", because the words say so.
 A name only becomes an owner when it passes `names.is_name` (never a sentence word or a
@@ -67,12 +69,22 @@ def _at(pieces: list[tuple[float, float, str | None, str]], t: float) -> int | N
     return best
 
 
+# answers nobody gives to their own request ("okay" and "fine" may just close one's own turn)
+_ACCEPT = re.compile(
+    r"^(?:sure|yes|yeah|yep|will do|absolutely|of course|no problem|on it|happy to|got it|"
+    r"consider it done|i'm on it|can do)\b[\s\w,']{0,20}[.!]?$",
+    re.I,
+)
+
+
 def _accepter(pieces: list[tuple[float, float, str | None, str]], k: int) -> str | None:
     asker = pieces[k][2]
     turns = 0
-    for start, _, who, text in pieces[k + 1 :]:
+    for n, (start, _, who, text) in enumerate(pieces[k + 1 :]):
         if start - pieces[k][1] > _WINDOW or turns == 2:
             return None
+        if n == 0 and who == asker and _ACCEPT.match(clean_text(text)[0]):
+            return None  # the asker's voice says yes: diarization merged asker and accepter
         if who in _UNKNOWN or who == asker:
             continue
         turns += 1

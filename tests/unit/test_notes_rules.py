@@ -464,3 +464,17 @@ def test_please_do_not_is_no_action_item() -> None:
     assert (
         extract_tasks([seg(0, 3, "No, please don't restart the cluster.", "S1")], DAY).items == []
     )
+
+
+def test_a_yes_in_the_askers_own_voice_hands_the_request_to_nobody_else() -> None:
+    # asker and accepter merged by diarization (S1); S2 speaks next about their own work
+    talk = [
+        seg(0, 3, "Could you book the train tickets?", "S1"),
+        seg(3, 4, "Sure.", "S1"),
+        seg(4, 6, "Okay, I'll take the hotel then.", "S2"),
+    ]
+    [merged] = owners.settle([item("request", 0.1)], talk, {})
+    assert (merged.owner_speaker, merged.owner) == (None, None)
+    talk[1] = seg(3, 4, "Okay, next one.", "S1")  # the asker closing their own turn
+    [answered] = owners.settle([item("request", 0.1)], talk, {})
+    assert answered.owner_speaker == "S2"
