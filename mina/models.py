@@ -195,4 +195,5 @@ class WebhookDelivery(Base):
 
 
 from mina.memory import models as _memory_models  # noqa: E402,F401  (search, retention)
+from mina.memory import people as _people_models  # noqa: E402,F401  (known speakers)
 from mina.outbound import models as _outbound_models  # noqa: E402,F401  (docs/webhooks.md)
