@@ -19,6 +19,7 @@ from mina.db import session_scope, utcnow
 from mina.dispatch import Dispatcher
 from mina.errors import Conflict, TransientError
 from mina.memory import index as search_index
+from mina.memory import voiceprints
 from mina.models import (
     DONE,
     FAILED,
@@ -100,6 +101,7 @@ def reveal(conversation_id: str, settings: Settings) -> bool:
     transaction: it locks the tasks row before the conversation's, the order task writers use."""
     if _all_terminal(conversation_id):
         notes.settle(conversation_id)
+        voiceprints.recognize(conversation_id)  # known voices by name (docs/memory.md)
     with session_scope() as session:
         conv = session.get(Conversation, conversation_id, with_for_update=True)
         if conv is None or conv.processing_status != RUNNING:
