@@ -26,6 +26,7 @@ from mina.db import session_scope
 from mina.errors import NotReady
 from mina.insights.schemas import RefinementResult, SummaryResult, TasksResult
 from mina.memory import index as search_index
+from mina.memory import voiceprints
 from mina.memory.retention import erased_audio
 
 bp = Blueprint("results", __name__, url_prefix="/api/conversations")
@@ -38,7 +39,9 @@ class SpeakerOut(BaseModel):
     speaker: str = Field(description="the label diarization gave (S1, S2, ...)")
     name: str | None = Field(description="learned from the conversation or given; may be unsure")
     confidence: float | None = Field(description="1.0 for a given name")
-    source: str | None = Field(description='"conversation" (learned) or "user" (given)')
+    source: str | None = Field(
+        description='"conversation" (learned), "user" (given) or "voiceprint" (a known voice)'
+    )
     shown: str = Field(description="what results show for this speaker")
 
 
@@ -49,12 +52,24 @@ class SpeakersOut(BaseModel):
 class RenameRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=notes.NAME_MAX)
+    remember: bool = Field(
+        False,
+        description="consent to remember this voice: stored as a voiceprint of the person and "
+        "recognized by name in later meetings (docs/memory.md, Known speakers)",
+    )
+    apply_to_past: bool = Field(
+        False,
+        description='operators, with "remember": also name this person in past meetings where '
+        "the same voice is found",
+    )
 
 
 class RenameOut(BaseModel):
     speaker: str
     name: str
     previous: str
+    person_id: str | None = Field(None, description="the remembered person (remember: true)")
+    applied_to: list[str] = Field([], description="past conversations renamed (apply_to_past)")
 
 
 AUDIO_MIME = "audio/ogg"
@@ -114,6 +129,15 @@ def rename_speaker(conversation_id: str, speaker: str) -> Response:
     with session_scope() as s:
         conv = conversations.authorize(s, conversation_id, token(), operator_token())
         renamed = notes.rename(s, conv, speaker, body.name)
+        renamed |= voiceprints.on_rename(
+            s,
+            conv,
+            renamed["speaker"],
+            renamed["name"],
+            body.remember,
+            body.apply_to_past,
+            conversations.check_operator(token(), operator_token()),
+        )
         search_index.rename(s, conv)  # search shows and filters by the new name
         return jsonify(renamed)
 
