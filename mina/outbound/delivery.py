@@ -68,6 +68,8 @@ class Outcome:
     delay: float = 0.0
     #: the next row of the same stream, which `run` sends in the same thread
     follow: int | None = None
+    #: (subscription, stream) whose next row to look for again after the commit (see `deliver`)
+    recheck: tuple[str, str] | None = None
 
 
 Wake = Callable[[list[int], float], None]
@@ -134,7 +136,16 @@ def deliver(delivery_id: int, *, slot_held: bool = False) -> Outcome:
         error = f"timed out after {timeout:g}s"
     except httpx2.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"[:300]
-    return _record(delivery_id, status, error)
+    out = _record(delivery_id, status, error)
+    if out.recheck is not None and out.follow is None:
+        # A fan-out that committed while this outcome was being recorded had its first row
+        # turned away (this one was still open) and was not seen above: look once more, now
+        # that both are committed, so no row waits for the scheduler's repair.
+        with session_scope() as session:
+            own = due_heads(session, out.recheck[0], 1, stream=out.recheck[1])
+        if own:
+            return Outcome(out.state, out.next_ids, out.delay, follow=own[0])
+    return out
 
 
 def _claim(delivery_id: int, slot_held: bool) -> Outcome | tuple[str, float, str, bytes, str]:
@@ -209,7 +220,8 @@ def _record(delivery_id: int, status: int | None, error: str | None) -> Outcome:
                 .execution_options(synchronize_session=False)
             )
             own, others = _successors(session, row)
-            return Outcome("delivered", others, follow=own)
+            key = (row.subscription_id, row.stream)
+            return Outcome("delivered", others, follow=own, recheck=key)
         sub = session.scalar(
             select(Subscription).where(Subscription.id == row.subscription_id).with_for_update()
         )
@@ -228,7 +240,10 @@ def _record(delivery_id: int, status: int | None, error: str | None) -> Outcome:
             row.status = DEAD
             log.warning("webhook %s dead after %d attempt(s): %s", where, row.attempts, error)
             own, others = _successors(session, row)
-            return Outcome("dead", others, follow=own)
+            key = (row.subscription_id, row.stream)
+            return Outcome(
+                "dead", others, follow=own, recheck=key if sub.status == ACTIVE else None
+            )
         delay = backoff(row.attempts, sub.retry_min_seconds, sub.retry_max_seconds)
         row.status, row.next_attempt_at = PENDING, now + timedelta(seconds=delay)
         log.info(
