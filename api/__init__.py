@@ -69,6 +69,9 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app.register_blueprint(search.bp)  # meeting memory (docs/memory.md)
     app.register_blueprint(erasure.bp)
+    from api import people  # known speakers (docs/memory.md)
+
+    app.register_blueprint(people.bp)
     errors.register(app)
     inputs.register(app)  # no NUL or lone surrogate in any text input
     spec.register(app)
