@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
+
 from mina import audio, coverage, languages, metrics, resilience
 from mina.dispatch import Dispatcher
 from mina.errors import MinaError, NotFound, PermanentError, TransientError
@@ -116,7 +118,14 @@ def run_chunk(chunk_id: str, svc: Services, *, last_try: bool = False) -> str:
             return _failed(claim, svc, f"audio blob missing: {exc}", state.PERMANENT)
         except MinaError as exc:  # permanent: corrupt audio, a provider's 400/401, bad settings
             return _failed(claim, svc, str(exc), state.PERMANENT)
-    state.complete(claim, result.segments, duration, result.warnings)
+    try:
+        state.complete(claim, result.segments, duration, result.warnings)
+    except OperationalError as exc:
+        # The connection dropped inside the completing transaction: it rolled back, nothing was
+        # written. Transient: the chunk goes back to the queue and the actor retries it (if the
+        # database is still away, the lease lapses and the scheduler queues it again).
+        error = f"database connection lost: {str(exc).splitlines()[0][:200]}"
+        return _transient(claim, svc, error, last_try)
     found = result.extra.get("language_probability")
     sure = float(found) if isinstance(found, int | float) else None
     languages.observe(claim.conversation_id, language, result.language, sure, claim.index)
