@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from mina import notes, results
 from mina.memory.models import Utterance
 from mina.models import Conversation
+from mina.transcript import segments_from_json
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,11 @@ def config_for(language: str | None) -> str:
 def write(session: Session, conv: Conversation) -> int:
     """Replace the conversation's utterances with its transcript as shown now; returns how many
     rows were written. The caller owns the transaction (the reveal's)."""
-    segments, _complete = results.transcript(session, conv)
+    diarized = results.task_result(session, conv.id, "diarize")  # labels, not shown names
+    if diarized and diarized.get("segments") is not None:
+        segments = segments_from_json(diarized["segments"])
+    else:
+        segments = results.raw_segments(session, conv.id)
     names = notes.shown_names(conv)
     config = config_for(conv.language)
     postgres = session.get_bind().dialect.name == "postgresql"
