@@ -18,6 +18,15 @@ Prints, in one run:
 3. Time: features per 30 s chunk (what transcription adds per chunk) and clustering a
    10-minute meeting's features (what diarize does after the barrier).
 
+    .venv/bin/python bench/speakers.py --calibrate
+
+instead calibrates known speakers (docs/memory.md): meetings of real voices (each meeting its
+own utterances: no audio is heard twice) and the espeak-ng meetings are diarized as Mina does,
+each speaker's stored voice (`DiarizationResult.voices`) is given the true voice that spoke
+most of its time, and every pair of voices from two different meetings is scored by cosine.
+Prints FAR (different voices accepted) and FRR (same voice refused) at thresholds, and the
+smallest threshold with FAR <= 1 % (`mina.memory.voiceprints.THRESHOLD` comes from it).
+
 Features are cached under $MINA_BENCH_CACHE/speakers (by audio hash): the second run is fast.
 """
 
@@ -212,6 +221,97 @@ def load_baseline(rev: str) -> Any:
 
 
 MODEL: embeddings.CamPlusPlus
+BIG_VOICES = ("allison", "june", "carlo", "ru-voice")  # ~15 min each in bench/corpus.py
+SMALL_VOICES = ("sonnet", "austen", "cards")  # under a minute each: impostors only
+FAR_TARGET = 0.01
+
+
+def owner_of(label: str, result: DiarizationResult, truth: list[Truth]) -> str:
+    """The true voice that spoke most of `label`'s time."""
+    spoken: dict[str, float] = {}
+    for turn in result.turns:
+        if turn.speaker != label:
+            continue
+        for t in truth:
+            overlap = min(turn.end, t.end) - max(turn.start, t.start)
+            if overlap > 0:
+                spoken[t.speaker] = spoken.get(t.speaker, 0.0) + overlap
+    return max(spoken, key=lambda k: spoken[k]) if spoken else "?"
+
+
+def calibration_meetings(work: Path, quick: bool) -> list[tuple[str, np.ndarray, list[Truth]]]:
+    """Meetings of 2-3 real voices, each from utterances no other meeting uses, and the
+    espeak-ng meetings (their voices read different lines in each)."""
+    import random
+
+    corpus = importlib.import_module("bench.corpus")
+    pool = corpus.utterances(("asterisk", "sonnet", "austen", "cards", *corpus.OTHER_LANGUAGES))
+    rng = random.Random(7)
+    decks = {v: [u for u in pool if u.speaker == v] for v in BIG_VOICES}
+    for deck in decks.values():
+        rng.shuffle(deck)
+    count = 4 if quick else 10
+    small = [[u for u in pool if u.speaker == v] for v in SMALL_VOICES]
+    cases: list[tuple[str, np.ndarray, list[Truth]]] = []
+    for i in range(count):
+        voices = [BIG_VOICES[(i + j) % 4] for j in range(2 + i % 2)]
+        utts: list[Any] = []
+        for v in voices:  # about 50 s of each voice, taken off its deck
+            took = 0.0
+            while took < 50.0 and decks[v]:
+                utts.append(decks[v].pop())
+                took += utts[-1].seconds
+        if i < len(small):  # a voice heard in one meeting only
+            utts.extend(small[i])
+        rng.shuffle(utts)
+        m = corpus.build_meeting(utts, seed=i)
+        truth = [Truth(t.speaker, t.start, t.end, len(t.text.split())) for t in m.turns]
+        cases.append((f"real {'+'.join(sorted({t.speaker for t in truth}))}", decode(m.wav), truth))
+    for name, voices in MEETINGS[: 4 if quick else None]:
+        path, truth = espeak_meeting(work, voices, 1.0 if quick else 2.0)
+        named = {f"P{i}": v for i, v in enumerate(voices)}
+        truth = [Truth(named[t.speaker], t.start, t.end, t.words) for t in truth]
+        cases.append((f"espeak {name}", decode(path), truth))
+    return cases
+
+
+def calibrate(work: Path, quick: bool) -> None:
+    """FAR/FRR of voice against voice across meetings, and the threshold for FAR <= 1 %."""
+    voices: list[tuple[int, str, np.ndarray]] = []  # (meeting, true voice, stored voice)
+    print("\nmeeting                                          speakers found (true)")
+    cases = calibration_meetings(work, quick)
+    for m, (name, signal, truth) in enumerate(cases):
+        kept, _ = cached_features(signal, MODEL)
+        found = diar.diarize_features(kept)  # as Mina does: number of speakers not given
+        for label, vector in found.voices.items():
+            voices.append((m, owner_of(label, found, truth), np.array(vector, dtype=np.float32)))
+        print(f"  {name[:46]:46s} {found.speakers:3d} ({len({t.speaker for t in truth})})")
+    same: list[float] = []
+    other: list[float] = []
+    worst: list[tuple[float, str]] = []
+    for (ma, va, xa), (mb, vb, xb) in itertools.combinations(voices, 2):
+        if ma != mb:
+            (same if va == vb else other).append(float(xa @ xb))
+            if va != vb:
+                worst.append((float(xa @ xb), f"{va} ({cases[ma][0]}) / {vb} ({cases[mb][0]})"))
+    s, o = np.array(same), np.array(other)
+    rate, at = eer(s, o)
+    print(f"\n{len(voices)} stored voices; {s.size} same-voice, {o.size} different-voice pairs")
+    print(f"EER {100 * rate:.1f} % at cosine {at:.2f}")
+    print("threshold   FAR (different accepted)   FRR (same refused)")
+    for t in np.arange(0.30, 0.95, 0.05):
+        far, frr = 100 * np.mean(o >= t), 100 * np.mean(s < t)
+        print(f"  {t:.2f}      {far:6.2f} %                 {frr:6.2f} %")
+    grid = np.round(np.arange(0.0, 1.0, 0.01), 2)
+    chosen = next(float(t) for t in grid if np.mean(o >= t) <= FAR_TARGET)
+    print(
+        f"chosen: {chosen:.2f} (smallest with FAR <= {100 * FAR_TARGET:.0f} %): "
+        f"FAR {100 * np.mean(o >= chosen):.2f} %, FRR {100 * np.mean(s < chosen):.2f} %; "
+        f"highest different-voice cosine {o.max():.3f}, lowest same-voice {s.min():.3f}"
+    )
+    print("most similar different voices (true voice by most of the label's time):")
+    for value, pair in sorted(worst, reverse=True)[:8]:
+        print(f"  {value:.3f}  {pair}")
 
 
 def main() -> None:
@@ -222,11 +322,17 @@ def main() -> None:
     parser.add_argument(
         "--sweep", type=float, nargs="*", default=[], help="also: one fixed merge threshold"
     )
+    parser.add_argument(
+        "--calibrate", action="store_true", help="known speakers: FAR/FRR and the threshold"
+    )
     args = parser.parse_args()
     settings = get_settings()
     MODEL = speaker_model.load(settings.speaker_model, settings.data_dir)
     work = CACHE / "audio"
     work.mkdir(parents=True, exist_ok=True)
+    if args.calibrate:
+        calibrate(work, args.quick)
+        return
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
