@@ -136,6 +136,8 @@ def test_a_renamed_speaker_carries_into_results_and_goes_out_as_an_event(
         "speaker": victor["speaker"],
         "name": "Viktor Petrov",
         "previous": "Victor",
+        "person_id": None,  # not remembered as a voiceprint (1ce7def)
+        "applied_to": [],
     }
 
     items = client.get(f"{url}/tasks", headers=auth).get_json()["items"]
@@ -147,7 +149,8 @@ def test_a_renamed_speaker_carries_into_results_and_goes_out_as_an_event(
     assert "Viktor Petrov" in {s["speaker"] for s in analytics["speakers"]}
     evs = client.get(f"{url}/events", headers=auth).get_json()
     renamed = [e for e in evs["events"] if e["type"] == "speaker_renamed"]
-    assert [e["payload"] for e in renamed] == [r.get_json()]
+    event = {k: r.get_json()[k] for k in ("speaker", "name", "previous")}
+    assert [e["payload"] for e in renamed] == [event]
     # The operator sees the same name, a given one, for sure.
     listed = client.get(f"{url}/speakers", headers=OPERATOR).get_json()["speakers"]
     given = next(s for s in listed if s["speaker"] == victor["speaker"])
