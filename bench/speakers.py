@@ -239,9 +239,12 @@ def owner_of(label: str, result: DiarizationResult, truth: list[Truth]) -> str:
     return max(spoken, key=lambda k: spoken[k]) if spoken else "?"
 
 
-def calibration_meetings(work: Path, quick: bool) -> list[tuple[str, np.ndarray, list[Truth]]]:
-    """Meetings of 2-3 real voices, each from utterances no other meeting uses, and the
-    espeak-ng meetings (their voices read different lines in each)."""
+def calibration_meetings(
+    work: Path, quick: bool
+) -> list[tuple[str, np.ndarray, list[Truth], bool]]:
+    """Meetings of 2-3 real voices, each from utterances no other meeting uses, the same again
+    band-limited to a phone line (another channel), and the espeak-ng meetings (their voices
+    read different lines in each). Each: name, signal, truth, phone band."""
     import random
 
     corpus = importlib.import_module("bench.corpus")
@@ -252,7 +255,7 @@ def calibration_meetings(work: Path, quick: bool) -> list[tuple[str, np.ndarray,
         rng.shuffle(deck)
     count = 4 if quick else 10
     small = [[u for u in pool if u.speaker == v] for v in SMALL_VOICES]
-    cases: list[tuple[str, np.ndarray, list[Truth]]] = []
+    cases: list[tuple[str, np.ndarray, list[Truth], bool]] = []
     for i in range(count):
         voices = [BIG_VOICES[(i + j) % 4] for j in range(2 + i % 2)]
         utts: list[Any] = []
@@ -266,52 +269,118 @@ def calibration_meetings(work: Path, quick: bool) -> list[tuple[str, np.ndarray,
         rng.shuffle(utts)
         m = corpus.build_meeting(utts, seed=i)
         truth = [Truth(t.speaker, t.start, t.end, len(t.text.split())) for t in m.turns]
-        cases.append((f"real {'+'.join(sorted({t.speaker for t in truth}))}", decode(m.wav), truth))
+        name = f"real {'+'.join(sorted({t.speaker for t in truth}))}"
+        cases.append((name, decode(m.wav), truth, False))
+        cases.append((f"{name}, phone", decode(m.wav, phone=True), truth, True))
     for name, voices in MEETINGS[: 4 if quick else None]:
         path, truth = espeak_meeting(work, voices, 1.0 if quick else 2.0)
         named = {f"P{i}": v for i, v in enumerate(voices)}
         truth = [Truth(named[t.speaker], t.start, t.end, t.words) for t in truth]
-        cases.append((f"espeak {name}", decode(path), truth))
+        cases.append((f"espeak {name}", decode(path), truth, False))
     return cases
+
+
+@dataclass
+class Stored:
+    meeting: int  # the audio it came from (a phone-band copy shares its original's)
+    phone: bool
+    voice: str  # the true voice that spoke most of the label's time
+    centroid: np.ndarray  # what Mina stores (DiarizationResult.voices)
+    longest: np.ndarray  # baseline: one embedding of the label's longest turn
+
+
+def _pairs(stored: list[Stored], which: str, phone: str) -> tuple[np.ndarray, np.ndarray]:
+    """Cosines of same-voice and different-voice pairs from two different recordings; phone:
+    "none" (both clean) or "one" (clean against phone band)."""
+    same, other = [], []
+    for a, b in itertools.combinations(stored, 2):
+        if a.meeting == b.meeting or (a.phone + b.phone) != (0 if phone == "none" else 1):
+            continue
+        value = float(getattr(a, which) @ getattr(b, which))
+        (same if a.voice == b.voice else other).append(value)
+    return np.array(same), np.array(other)
+
+
+def _threshold(other: np.ndarray) -> float:
+    grid = np.round(np.arange(0.0, 1.01, 0.01), 2)
+    return next(float(t) for t in grid if np.mean(other >= t) <= FAR_TARGET)
 
 
 def calibrate(work: Path, quick: bool) -> None:
     """FAR/FRR of voice against voice across meetings, and the threshold for FAR <= 1 %."""
-    voices: list[tuple[int, str, np.ndarray]] = []  # (meeting, true voice, stored voice)
+    stored: list[Stored] = []
     print("\nmeeting                                          speakers found (true)")
     cases = calibration_meetings(work, quick)
-    for m, (name, signal, truth) in enumerate(cases):
+    source = 0
+    for name, signal, truth, phone in cases:
+        source += not phone
         kept, _ = cached_features(signal, MODEL)
         found = diar.diarize_features(kept)  # as Mina does: number of speakers not given
         for label, vector in found.voices.items():
-            voices.append((m, owner_of(label, found, truth), np.array(vector, dtype=np.float32)))
+            turn = max(
+                (t for t in found.turns if t.speaker == label), key=lambda t: t.end - t.start
+            )
+            piece = signal[int(turn.start * SR) : int(turn.end * SR)]
+            longest = embeddings.embed_signal(MODEL, piece)
+            voice = owner_of(label, found, truth)
+            stored.append(Stored(source, phone, voice, np.array(vector, np.float32), longest))
         print(f"  {name[:46]:46s} {found.speakers:3d} ({len({t.speaker for t in truth})})")
-    same: list[float] = []
-    other: list[float] = []
-    worst: list[tuple[float, str]] = []
-    for (ma, va, xa), (mb, vb, xb) in itertools.combinations(voices, 2):
-        if ma != mb:
-            (same if va == vb else other).append(float(xa @ xb))
-            if va != vb:
-                worst.append((float(xa @ xb), f"{va} ({cases[ma][0]}) / {vb} ({cases[mb][0]})"))
-    s, o = np.array(same), np.array(other)
+    s, o = _pairs(stored, "centroid", "none")
     rate, at = eer(s, o)
-    print(f"\n{len(voices)} stored voices; {s.size} same-voice, {o.size} different-voice pairs")
+    print(f"\n{len(stored)} stored voices; {s.size} same-voice, {o.size} different-voice pairs")
+    print("(same recording conditions; phone-band copies only in the cross-channel lines)")
     print(f"EER {100 * rate:.1f} % at cosine {at:.2f}")
     print("threshold   FAR (different accepted)   FRR (same refused)")
     for t in np.arange(0.30, 0.95, 0.05):
         far, frr = 100 * np.mean(o >= t), 100 * np.mean(s < t)
         print(f"  {t:.2f}      {far:6.2f} %                 {frr:6.2f} %")
-    grid = np.round(np.arange(0.0, 1.0, 0.01), 2)
-    chosen = next(float(t) for t in grid if np.mean(o >= t) <= FAR_TARGET)
+    chosen = _threshold(o)
+    frr = float(np.mean(s < chosen))
     print(
         f"chosen: {chosen:.2f} (smallest with FAR <= {100 * FAR_TARGET:.0f} %): "
-        f"FAR {100 * np.mean(o >= chosen):.2f} %, FRR {100 * np.mean(s < chosen):.2f} %; "
+        f"FAR {100 * np.mean(o >= chosen):.2f} %, FRR {100 * frr:.2f} %; "
         f"highest different-voice cosine {o.max():.3f}, lowest same-voice {s.min():.3f}"
     )
+    worst = sorted(
+        (
+            (float(a.centroid @ b.centroid), f"{a.voice} / {b.voice} ({cases_of(cases, a)} / "
+             f"{cases_of(cases, b)})")
+            for a, b in itertools.combinations(stored, 2)
+            if a.meeting != b.meeting and a.voice != b.voice and not (a.phone or b.phone)
+        ),
+        reverse=True,
+    )  # fmt: skip
+    real = [v for v in stored if cases_of(cases, v).startswith("real") and not v.phone]
+    top = max(float(a.centroid @ b.centroid) for a, b in itertools.combinations(real, 2)
+              if a.meeting != b.meeting and a.voice != b.voice)  # fmt: skip
+    print(f"highest different-voice cosine between real voices: {top:.3f}")
     print("most similar different voices (true voice by most of the label's time):")
-    for value, pair in sorted(worst, reverse=True)[:8]:
+    for value, pair in worst[:6]:
         print(f"  {value:.3f}  {pair}")
+
+    bs, bo = _pairs(stored, "longest", "none")
+    base_rate, _ = eer(bs, bo)
+    base_at = _threshold(bo)
+    base_frr = float(np.mean(bs < base_at))
+    print(
+        f"\nbaseline, one embedding of the speaker's longest turn: EER {100 * base_rate:.1f} %, "
+        f"FAR <= 1 % at {base_at:.2f} with FRR {100 * base_frr:.2f} %"
+    )
+    cs, co = _pairs(stored, "centroid", "one")
+    ls, lo = _pairs(stored, "longest", "one")
+    print(
+        f"clean against phone band ({cs.size} same, {co.size} different pairs): centroid at "
+        f"{chosen:.2f}: FAR {100 * np.mean(co >= chosen):.2f} %, "
+        f"FRR {100 * np.mean(cs < chosen):.2f} %"
+        f"; longest turn at {base_at:.2f}: FAR {100 * np.mean(lo >= base_at):.2f} %, "
+        f"FRR {100 * np.mean(ls < base_at):.2f} %"
+    )
+    print(f"EER ratio centroid/longest turn = {rate / max(base_rate, 1e-9):.3f}")
+
+
+def cases_of(cases: list[tuple[str, np.ndarray, list[Truth], bool]], st: Stored) -> str:
+    clean = [c for c in cases if not c[3]]
+    return clean[st.meeting - 1][0] + (", phone" if st.phone else "")
 
 
 def main() -> None:
