@@ -62,11 +62,15 @@ def voices_of(session: Session, conversation_id: str) -> dict[str, F32]:
 
 
 def _vectors(stored: Any) -> dict[str, F32]:
+    """Stored voices as unit vectors; anything unreadable is no voice."""
     if not isinstance(stored, dict):
         return {}
     out = {}
     for label, values in stored.items():
-        vector = np.asarray(values, dtype=np.float32)
+        try:
+            vector = np.asarray(values, dtype=np.float32)
+        except (TypeError, ValueError):  # a result from another version: no voice
+            continue
         norm = float(np.linalg.norm(vector)) if vector.ndim == 1 else 0.0
         if norm > 0:
             out[str(label)] = vector / norm
@@ -84,6 +88,8 @@ def _prints(session: Session, person_ids: list[str] | None = None) -> dict[str, 
     rows: dict[str, list[F32]] = {}
     for person_id, embedding in session.execute(query):
         vector = np.asarray(embedding, dtype=np.float32)
+        if rows.get(person_id) and rows[person_id][0].shape != vector.shape:
+            continue  # a voiceprint of another model: the person's first ones are used
         rows.setdefault(person_id, []).append(vector / max(float(np.linalg.norm(vector)), 1e-12))
     return {p: np.stack(v) for p, v in rows.items()}
 
@@ -95,6 +101,7 @@ def _best_pairs(voices: dict[str, F32], prints: dict[str, F32]) -> list[tuple[st
         (label, person, float((rows @ vector).max()))
         for label, vector in voices.items()
         for person, rows in prints.items()
+        if rows.shape[1] == vector.shape[0]  # a voice of another model is never compared
     ]
     out, labels, people = [], set(), set()
     for label, person, sim in sorted(scored, key=lambda x: -x[2]):

@@ -288,3 +288,29 @@ def test_erasing_a_person_removes_voiceprints_and_names_everywhere(
 
     cid_d, _ = reveal(client, b)  # a later meeting with Dana: not recognized any more
     assert not known(shown(client, cid_d))
+
+
+def test_unreadable_or_foreign_voices_are_no_voices(
+    client: Any, meetings: dict[str, Diarized]
+) -> None:
+    """Stored voices from another version or model never fail a reveal and never match."""
+    a = meetings["a"]
+    cid_a, token_a = reveal(client, a)
+    assert name(client, cid_a, a.owner["Dana"], token_a, remember=True).status_code == 200
+    odd = {
+        **a.result,
+        "voices": {"S1": [1.0, 2.0, 3.0], "S2": "not a voice", "S3": [0.0] * 192, "S4": [[1]]},
+    }
+    cid, _ = reveal(client, Diarized(odd, a.owner))
+    assert not known(shown(client, cid))
+    cid, _ = reveal(client, Diarized({**a.result, "voices": "garbage"}, a.owner))
+    assert not known(shown(client, cid))
+    with session_scope() as s:
+        assert voiceprints.voices_of(s, cid) == {}
+
+
+def test_listing_people_is_for_operators(client: Any, meetings: dict[str, Diarized]) -> None:
+    _, token = reveal(client, meetings["a"])
+    assert client.get("/api/people").status_code == 401
+    assert client.get("/api/people", headers=token).status_code == 403
+    assert client.get("/api/people", headers=OPERATOR).get_json() == {"people": []}
