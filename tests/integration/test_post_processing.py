@@ -629,6 +629,10 @@ def test_diarization_through_the_pipeline_finds_both_voices(
     assert accuracy >= 0.9, accuracy
     # Transcript segments took speakers from the turns; analytics used them.
     assert {s["speaker"] for s in diarized["segments"]} <= {"S1", "S2", "Unknown"}
+    # One voice per speaker, kept for known speakers (docs/memory.md), unit length.
+    voices = diarized["voices"]
+    assert set(voices) == {"S1", "S2"} and all(len(v) == 192 for v in voices.values())
+    assert abs(sum(x * x for x in voices["S1"]) - 1.0) < 1e-3
     analytics = tasks["analytics"].result or {}
     assert analytics["diarized"] is True
     assert {s["speaker"] for s in analytics["speakers"]} >= {"S1", "S2"}
