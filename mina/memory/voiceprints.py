@@ -249,48 +249,62 @@ def on_rename(
 def carry_back(session: Session, person: Person, current: str) -> list[str]:
     """The person's name to every other meeting: speakers whose voice matches their best
     voiceprint (one per meeting, not one with a given name), and speakers a voiceprint of
-    theirs already named (renamed). Returns the conversation ids changed."""
+    theirs already named (renamed). Returns the conversation ids changed. Only conversations
+    that change are locked, in id order."""
     prints = _prints(session, [person.id]).get(person.id)
     changed: list[str] = []
     rows = session.execute(
-        select(PostTask.conversation_id, PostTask.result).where(
+        select(PostTask.conversation_id, PostTask.result)
+        .where(
             PostTask.name == "diarize", PostTask.status == DONE, PostTask.conversation_id != current
         )
+        .order_by(PostTask.conversation_id)
     ).all()
     for conversation_id, result in rows:
-        voices = _vectors((result or {}).get("voices"))
-        conv = session.get(Conversation, conversation_id, with_for_update=True)
-        if conv is None:
+        voices = _vectors(result.get("voices") if isinstance(result, dict) else None)
+        conv = session.get(Conversation, conversation_id)
+        if conv is None or _carried(conv.speaker_names or {}, voices, person, prints) is None:
             continue
-        entries = dict(conv.speaker_names or {})
-        before = dict(entries)
-        for label, entry in list(entries.items()):  # names this person's voiceprints gave
-            if entry.get("person") == person.id and entry.get("source") == SOURCE:
-                entries[label] = {**entry, "name": person.name}
-        if (
-            prints is not None
-            and voices
-            and not any(v.get("person") == person.id for v in entries.values())
-        ):
-            best = _best_pairs(voices, {person.id: prints})
-            if best:
-                label, _, sim = best[0]
-                updated = _apply(entries, label, person.name, person.id, sim)
-                if updated is not None:
-                    entries = updated
-                    _set_match(session, conversation_id, label, person.id, sim, CARRIED)
-        if entries != before:
-            conv.speaker_names = entries
-            session.flush()
-            search_index.rename(session, conv)
-            events.record(
-                session,
-                conversation_id,
-                "speakers_recognized",
-                {"person_id": person.id, "name": person.name, "carried_from": current},
-            )
-            changed.append(conversation_id)
+        conv = session.get(
+            Conversation, conversation_id, with_for_update=True, populate_existing=True
+        )
+        found = _carried((conv.speaker_names or {}) if conv else {}, voices, person, prints)
+        if conv is None or found is None:
+            continue
+        conv.speaker_names, match = found
+        if match is not None:
+            _set_match(session, conversation_id, *match, CARRIED)
+        session.flush()
+        search_index.rename(session, conv)
+        events.record(
+            session,
+            conversation_id,
+            "speakers_recognized",
+            {"person_id": person.id, "name": person.name, "carried_from": current},
+        )
+        changed.append(conversation_id)
     return changed
+
+
+def _carried(
+    stored: dict[str, Any], voices: dict[str, F32], person: Person, prints: F32 | None
+) -> tuple[dict[str, Any], tuple[str, str, float] | None] | None:
+    """One past meeting's names with the person carried in, and the new match; None when
+    nothing changes."""
+    entries = dict(stored)
+    for label, entry in list(entries.items()):  # names this person's voiceprints gave
+        if entry.get("person") == person.id and entry.get("source") == SOURCE:
+            entries[label] = {**entry, "name": person.name}
+    match = None
+    present = any(v.get("person") == person.id for v in entries.values())
+    if prints is not None and voices and not present:
+        best = _best_pairs(voices, {person.id: prints})
+        if best:
+            label, _, sim = best[0]
+            updated = _apply(entries, label, person.name, person.id, sim)
+            if updated is not None:
+                entries, match = updated, (label, person.id, sim)
+    return None if entries == stored else (entries, match)
 
 
 def people(session: Session) -> list[dict[str, Any]]:
