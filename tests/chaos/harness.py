@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -36,9 +35,11 @@ class Proc:
     ready: str | None = None  # a line the log shows once it serves
     popen: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    offset: int = 0  # where this start's lines begin in the (appended) log
 
     def start(self, timeout: float = 60.0) -> None:
         before = self._count()
+        self.offset = self.log.stat().st_size if self.log.exists() else 0
         self.popen = subprocess.Popen(
             self.cmd,
             cwd=ROOT,
@@ -69,6 +70,11 @@ class Proc:
     @property
     def pid(self) -> int | None:
         return self.popen.pid if self.popen else None
+
+    def since_start(self) -> str:
+        with self.log.open("rb") as fh:
+            fh.seek(self.offset)
+            return fh.read().decode(errors="replace")
 
     def _count(self) -> int:
         if not self.ready or not self.log.exists():
@@ -148,18 +154,17 @@ class Stack:
                 raise AssertionError(f"web not healthy:\n{self.procs['web'].tail()}")
             time.sleep(0.2)
 
-    def leader_pid(self) -> int | None:
-        """The pid in the scheduler lock's holder (`mina-scheduler host pid N`), if any."""
-        out = subprocess.run(
-            [sys.executable, "-m", "scheduler", "--status"],
-            cwd=ROOT,
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        ).stdout
-        found = re.search(r"pid (\d+)", out)
-        return int(found.group(1)) if found else None
+    def leader(self) -> str | None:
+        """The running scheduler that logged taking the lock (`leader: … holds the …`) since it
+        started, and not losing it since."""
+        for name, proc in self.procs.items():
+            if name.startswith("scheduler") and proc.popen is not None:
+                text = proc.since_start()
+                gained = text.rfind(": leader: ")
+                lost = max(text.rfind("no longer the leader"), text.rfind("leadership lost"))
+                if gained > lost:
+                    return name
+        return None
 
     def down(self) -> None:
         for proc in self.procs.values():
