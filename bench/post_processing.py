@@ -28,14 +28,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.services import admin, configure, scalar, wait  # noqa: E402
 
 LATENCIES = "refinement=3,analytics=1,tasks=3,summary=4"
 CHAIN = ("merge", "diarize", "analytics")
@@ -58,37 +57,6 @@ class Run:
     def critical(self) -> float:
         chain = sum(self.durations[n] for n in CHAIN)
         return max(chain, *(self.durations[n] for n in LANGUAGE))
-
-
-def configure(workdir: Path, redis_db: int) -> str:
-    """MINA_* for this process and the workers it starts; returns the database's name."""
-    for key in [k for k in os.environ if k.startswith("MINA_")]:
-        del os.environ[key]
-    name = f"mina_bench_{uuid.uuid4().hex[:10]}"
-    os.environ.update(
-        {
-            "MINA_DATA_DIR": str(workdir / "data"),
-            "MINA_STORAGE_URL": str(workdir / "blobs"),
-            "MINA_DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{name}",
-            "MINA_BROKER_URL": f"redis://127.0.0.1:6379/{redis_db}",
-            "MINA_TRANSCRIBER": "simulated",
-            "MINA_SIM_LATENCY_SECONDS": "0.05",
-            "MINA_LANGUAGE_PROVIDER": "simulated",
-            "MINA_SIM_TASK_LATENCY": LATENCIES,
-        }
-    )
-    return name
-
-
-def admin(sql: str) -> None:
-    import psycopg
-
-    conn = psycopg.connect(
-        host="127.0.0.1", port=5432, user="postgres", dbname="postgres", autocommit=True
-    )
-    with conn.cursor() as cur:
-        cur.execute(sql)
-    conn.close()
 
 
 def start_workers(
@@ -148,14 +116,14 @@ def one_run(chunks: list[Path]) -> Run:
         .select_from(Chunk)
         .where(Chunk.conversation_id == cid, Chunk.status == "transcribed")
     )
-    _wait(lambda: _scalar(transcribed) == len(chunks), "chunks transcribed")
+    wait(lambda: scalar(transcribed) == len(chunks), "chunks transcribed", poll=0.02)
     started = utcnow()
     finish(cid, len(chunks), dispatcher)
     reveal_q = select(Event.created_at).where(
         Event.conversation_id == cid,
         Event.type.in_(("post_transcription_reveal", "post_transcription_failed")),
     )
-    revealed_at = _wait(lambda: _scalar(reveal_q), "reveal")
+    revealed_at = wait(lambda: scalar(reveal_q), "reveal", poll=0.02)
     with session_scope() as s:
         tasks = s.scalars(select(PostTask).where(PostTask.conversation_id == cid)).all()
         failed = [t.name for t in tasks if t.status != "done"]
@@ -170,22 +138,6 @@ def one_run(chunks: list[Path]) -> Run:
         (max(wave) - started).total_seconds(),
         (revealed_at - last).total_seconds(),
     )
-
-
-def _scalar(query: Any) -> Any:
-    from mina.db import session_scope
-
-    with session_scope() as s:
-        return s.scalar(query)
-
-
-def _wait(predicate: Callable[[], Any], what: str, timeout: float = 300.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(0.02)
-    return value
 
 
 def series(
@@ -248,7 +200,16 @@ def main() -> None:
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="mina-bench-post-"))
-    dbname = configure(workdir, args.redis_db)
+    dbname = configure(
+        workdir,
+        args.redis_db,
+        {
+            "MINA_TRANSCRIBER": "simulated",
+            "MINA_SIM_LATENCY_SECONDS": "0.05",
+            "MINA_LANGUAGE_PROVIDER": "simulated",
+            "MINA_SIM_TASK_LATENCY": LATENCIES,
+        },
+    )
     admin(f"CREATE DATABASE {dbname}")
     fast: list[Run] = []
     sequential: list[Run] = []

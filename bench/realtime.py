@@ -17,50 +17,18 @@ line `ratio=<ledger p50 / direct p50>`.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-
-def configure(workdir: Path, redis_db: int) -> str:
-    for key in [k for k in os.environ if k.startswith("MINA_")]:
-        del os.environ[key]
-    name = f"mina_bench_{uuid.uuid4().hex[:10]}"
-    os.environ.update(
-        {
-            "MINA_DATA_DIR": str(workdir / "data"),
-            "MINA_STORAGE_URL": str(workdir / "blobs"),
-            "MINA_DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{name}",
-            "MINA_BROKER_URL": f"redis://127.0.0.1:6379/{redis_db}",
-            "MINA_OPERATOR_TOKEN": "bench",
-        }
-    )
-    return name
-
-
-def admin(sql: str) -> None:
-    import psycopg
-
-    conn = psycopg.connect(
-        host="127.0.0.1", port=5432, user="postgres", dbname="postgres", autocommit=True
-    )
-    with conn.cursor() as cur:
-        cur.execute(sql)
-    conn.close()
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1) + 0.5))]
+from bench.services import admin, configure, pct  # noqa: E402
 
 
 def main() -> None:
@@ -70,7 +38,7 @@ def main() -> None:
     parser.add_argument("--redis-db", type=int, default=13)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="mina-bench-rt-"))
-    name = configure(workdir, args.redis_db)
+    name = configure(workdir, args.redis_db, {"MINA_OPERATOR_TOKEN": "bench"})
     admin(f"CREATE DATABASE {name}")
     try:
         run(args)

@@ -33,14 +33,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.services import admin, configure, scalar, wait  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -49,34 +48,6 @@ class Run:
     mode: str
     finish_to_reveal: float
     kill_to_reclaim: float
-
-
-def configure(workdir: Path, redis_db: int, args: argparse.Namespace) -> str:
-    for key in [k for k in os.environ if k.startswith("MINA_")]:
-        del os.environ[key]
-    name = f"mina_bench_{uuid.uuid4().hex[:10]}"
-    os.environ.update(
-        {
-            "MINA_DATA_DIR": str(workdir / "data"),
-            "MINA_STORAGE_URL": str(workdir / "blobs"),
-            "MINA_DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{name}",
-            "MINA_BROKER_URL": f"redis://127.0.0.1:6379/{redis_db}",
-            "MINA_TRANSCRIBER": "simulated",
-            "MINA_SIM_LATENCY_SECONDS": str(args.chunk_seconds),
-            "MINA_LANGUAGE_PROVIDER": "simulated",
-            "MINA_SIM_TASK_LATENCY": f"summary={args.task_seconds}",
-        }
-    )
-    return name
-
-
-def admin(sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(
-        host="127.0.0.1", port=5432, user="postgres", dbname="postgres", autocommit=True
-    ) as conn:
-        conn.execute(sql)  # type: ignore[arg-type]
 
 
 def start(cmd: list[str], log: Path, env: dict[str, str], ready: str) -> subprocess.Popen:
@@ -138,35 +109,35 @@ def one_run(scenario: str, mode: str, env: dict[str, str], chunks: list[Path], l
             done = select(func.count()).where(
                 Chunk.conversation_id == cid, Chunk.status == "transcribed"
             )
-            _wait(lambda: _scalar(done) == len(chunks), "chunks transcribed")
+            wait(lambda: scalar(done) == len(chunks), "chunks transcribed")
         finished = time.monotonic()
         finish(cid, len(chunks), dispatcher)
         if scenario == "chunk":
             held = select(Chunk.id).where(
                 Chunk.conversation_id == cid, Chunk.status == "processing"
             )
-            victim = _wait(lambda: _scalar(held.limit(1)), "a chunk in flight")
+            victim = wait(lambda: scalar(held.limit(1)), "a chunk in flight")
             again = select(Chunk.attempts).where(Chunk.id == victim)
         else:
             running = select(PostTask.status).where(
                 PostTask.conversation_id == cid, PostTask.name == "summary"
             )
-            _wait(lambda: _scalar(running) == "running", "summary running")
+            wait(lambda: scalar(running) == "running", "summary running")
             again = running.with_only_columns(PostTask.attempts)
         time.sleep(1.0)  # well inside the work: it would take seconds more
         kill(proc)
         killed = time.monotonic()
         proc = worker(log, env)  # the supervisor's restart
-        _wait(lambda: (_scalar(again) or 0) >= 2, "the work claimed again", timeout=900)
+        wait(lambda: (scalar(again) or 0) >= 2, "the work claimed again", timeout=900)
         reclaimed = time.monotonic()
         outcome = select(Event.id).where(
             Event.conversation_id == cid,
             Event.type.in_(("post_transcription_reveal", "post_transcription_failed")),
         )
-        _wait(lambda: _scalar(outcome), "reveal", timeout=900)
+        wait(lambda: scalar(outcome), "reveal", timeout=900)
         revealed = time.monotonic()
         with session_scope() as s:
-            status = s.scalar(select(Event.type).where(Event.id == _scalar(outcome)))
+            status = s.scalar(select(Event.type).where(Event.id == scalar(outcome)))
         if status != "post_transcription_reveal":
             raise SystemExit(f"conversation {cid}: {status}")
     finally:
@@ -180,22 +151,6 @@ def one_run(scenario: str, mode: str, env: dict[str, str], chunks: list[Path], l
     return run
 
 
-def _scalar(query: Any) -> Any:
-    from mina.db import session_scope
-
-    with session_scope() as s:
-        return s.scalar(query)
-
-
-def _wait(predicate: Callable[[], Any], what: str, timeout: float = 300.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(0.05)
-    return value
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="runs per scenario with heartbeats")
@@ -206,7 +161,16 @@ def main() -> None:
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="mina-bench-recovery-"))
-    dbname = configure(workdir, args.redis_db, args)
+    dbname = configure(
+        workdir,
+        args.redis_db,
+        {
+            "MINA_TRANSCRIBER": "simulated",
+            "MINA_SIM_LATENCY_SECONDS": str(args.chunk_seconds),
+            "MINA_LANGUAGE_PROVIDER": "simulated",
+            "MINA_SIM_TASK_LATENCY": f"summary={args.task_seconds}",
+        },
+    )
     admin(f"CREATE DATABASE {dbname}")
     runs: list[Run] = []
     scheduler: subprocess.Popen | None = None
