@@ -66,6 +66,16 @@ def overflows_after_resize(page: Any, timeout_s: float = 3.0) -> list[str]:
         page.wait_for_timeout(100)
 
 
+def operator_login(page: Any, base_url: str, login_path: str = "/login") -> None:
+    """Sign in on the login form with the operator token and land on the dashboard."""
+    from tests.conftest import OPERATOR_TOKEN
+
+    page.goto(f"{base_url}{login_path}")
+    page.fill("input[name=token]", OPERATOR_TOKEN)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base_url}/dashboard")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

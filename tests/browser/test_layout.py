@@ -12,9 +12,8 @@ from sqlalchemy import update
 
 from mina.db import session_scope
 from mina.models import Chunk
-from tests.browser.conftest import OVERFLOWS, SHOTS, console_log
+from tests.browser.conftest import OVERFLOWS, SHOTS, console_log, operator_login
 from tests.browser.test_pages import SIMULATED, Watch, create_conversation, upload_and_finish
-from tests.conftest import OPERATOR_TOKEN
 from tests.fixtures.audio import Meeting, meeting
 from tests.fixtures.stack import wait_for
 
@@ -60,10 +59,7 @@ def test_dashboard_fits_its_cards_at_laptop_widths(
         page = ctx.new_page()
         logs = console_log(page)
         watch = Watch(page, conv["id"], server, running, logs)
-        page.goto(f"{server.url}/login?next=/dashboard")
-        page.fill("input[name=token]", OPERATOR_TOKEN)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{server.url}/dashboard")
+        operator_login(page, server.url, "/login?next=/dashboard")
         watch.wait('.stat[data-stat="chunk p50 / p95"]')
         value = page.locator('.stat[data-stat="chunk p50 / p95"] b').inner_text()
         assert value == "1234.5 s / 1234.5 s", value

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.browser.conftest import console_log
+from tests.browser.conftest import console_log, operator_login
 from tests.conftest import OPERATOR_TOKEN
 from tests.fixtures.stack import wait_for
 from tests.integration.test_outgoing_webhooks import Receiver, no_subscriptions
@@ -50,10 +50,7 @@ def test_a_dead_letter_is_listed_and_retried_from_the_dashboard(
 
     page = context.new_page()
     logs = console_log(page)
-    page.goto(f"{server.url}/login")
-    page.fill("input[name=token]", OPERATOR_TOKEN)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{server.url}/dashboard")
+    operator_login(page, server.url)
     row = f'#webhooks-dead tr[data-id="{letter["id"]}"]'
     page.wait_for_selector(row, timeout=15_000)
     assert page.is_visible("#webhooks-card")

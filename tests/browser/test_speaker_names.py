@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import console_log
+from tests.browser.conftest import console_log, operator_login
 from tests.browser.test_pages import REAL, Watch, create_conversation, get_json, upload_and_finish
 from tests.conftest import OPERATOR_TOKEN
 from tests.fixtures.audio import Meeting, meeting
@@ -30,10 +30,7 @@ def test_the_dashboard_renames_a_speaker_everywhere(
     server = live_server()
     page = context.new_page()
     logs = console_log(page)
-    page.goto(f"{server.url}/login")
-    page.fill("input[name=token]", OPERATOR_TOKEN)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{server.url}/dashboard")
+    operator_login(page, server.url)
 
     conv = create_conversation(server.url, "Contract")
     watch = Watch(page, conv["id"], server, [running], logs)
