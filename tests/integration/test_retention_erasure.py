@@ -129,5 +129,10 @@ def test_a_conversation_in_progress_can_be_erased_and_a_late_blob_is_swept(
     late = f"conversations/{cid}/merged.ogg"
     storage.put(late, io.BytesIO(b"OggS late"))
     later = utcnow() + timedelta(seconds=settings.blob_grace_seconds + 60)
+    # The run's storage also holds earlier tests' orphans: sweep as the scheduler's successive
+    # runs would, batch after batch, until nothing is left to delete.
     assert orphan_blobs.sweep(storage, later, settings, limit=100) >= 1
+    for _ in range(1000):
+        if not orphan_blobs.sweep(storage, later, settings, limit=100):
+            break
     assert not storage.exists(late)
