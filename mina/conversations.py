@@ -58,7 +58,10 @@ class Principal:
 
 
 def check_operator(token: str | None, operator_token: str | None) -> bool:
-    return bool(token and operator_token and hmac.compare_digest(token, operator_token))
+    # Bytes: compare_digest raises TypeError on a str with non-ASCII characters (`?token=é`).
+    return bool(
+        token and operator_token and hmac.compare_digest(token.encode(), operator_token.encode())
+    )
 
 
 def authorize(
