@@ -146,7 +146,7 @@ def _csrf() -> str:
 
 def _csrf_ok() -> bool:
     sent = request.form.get("csrf", "")
-    return bool(sent) and hmac.compare_digest(sent, str(session.get("csrf", "")))
+    return bool(sent) and hmac.compare_digest(sent.encode(), str(session.get("csrf", "")).encode())
 
 
 def _safe_next(raw: str | None) -> str:

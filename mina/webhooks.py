@@ -57,7 +57,7 @@ def verify(settings: Settings, provider: str, chunk_id: str | None, given: str |
     if not chunk_id or not given:
         raise Unauthorized("missing webhook token")
     expected = token(settings.webhook_secret, provider, chunk_id)
-    if not hmac.compare_digest(expected, given):
+    if not hmac.compare_digest(expected.encode(), given.encode()):  # bytes: any header text
         raise Unauthorized("bad webhook token")
 
 
