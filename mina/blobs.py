@@ -59,14 +59,16 @@ def referenced(keys: Iterable[str]) -> set[str]:
                 session.scalars(select(Chunk.storage_key).where(Chunk.storage_key.in_(chunk_keys)))
             )
         if merged_keys:
+            # By the conversation's id in the key (the primary key), not by the key column,
+            # which has no index: a scan of every conversation per batch otherwise.
+            wanted = set(merged_keys)
+            owners = {m.group(1) for k in wanted if (m := _MERGED.fullmatch(k))}
             found |= {
                 k
                 for k in session.scalars(
-                    select(Conversation.merged_audio_key).where(
-                        Conversation.merged_audio_key.in_(merged_keys)
-                    )
+                    select(Conversation.merged_audio_key).where(Conversation.id.in_(owners))
                 )
-                if k
+                if k in wanted
             }
         if pieces:
             busy = set(

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -26,6 +27,16 @@ from mina.db import utcnow
 
 def new_id() -> str:
     return uuid.uuid4().hex
+
+
+def _partial(name: str, column: str, where: str, sqlite_where: str | None = None) -> Index:
+    """A partial index, the same on PostgreSQL and SQLite (where SQLite spells it alike)."""
+    return Index(
+        name,
+        column,
+        postgresql_where=text(where),
+        sqlite_where=text(sqlite_where or where),
+    )
 
 
 class Base(DeclarativeBase):
@@ -93,6 +104,26 @@ class Conversation(Base):
         Index("ix_conversation_open_activity", "is_finished", "last_activity_at"),
         Index("ix_conversation_status", "status", "processing_status"),
         Index("ix_conversation_created", "created_at"),
+        # Partial indexes (docs/scaling.md, bench/seed_scale.py): each covers the few rows a
+        # scheduler job or an operator filter looks for among the many settled ones. Their
+        # predicates are written as the queries write them, so the planner can prove them.
+        _partial(
+            "ix_conversation_awaiting_barrier",
+            "last_activity_at",
+            "is_finished IS true AND is_all_chunks_transcribed IS false",
+            "is_finished IS 1 AND is_all_chunks_transcribed IS 0",
+        ),
+        _partial(
+            "ix_conversation_processing_active",
+            "last_activity_at",
+            "processing_status IN ('pending', 'running')",
+        ),
+        _partial("ix_conversation_revealed", "revealed_at", "revealed_at IS NOT NULL"),
+        _partial(
+            "ix_conversation_failed",
+            "created_at",
+            "status = 'transcription_failed' OR processing_status IN ('failed', 'partial')",
+        ),
     )
 
 
@@ -135,6 +166,11 @@ class Chunk(Base):
         Index("ix_chunk_status_lease", "status", "lease_until"),
         Index("ix_chunk_provider_job", "provider", "provider_job_id"),
         Index("ix_chunk_storage_key", "storage_key"),
+        _partial(
+            "ix_chunk_unsettled", "conversation_id", "status NOT IN ('transcribed', 'failed')"
+        ),
+        _partial("ix_chunk_failed", "conversation_id", "status = 'failed'"),
+        _partial("ix_chunk_transcribed_finished", "finished_at", "status = 'transcribed'"),
     )
 
 
@@ -156,6 +192,7 @@ class PostTask(Base):
     __table_args__ = (
         UniqueConstraint("conversation_id", "name", name="uq_post_task_conversation_name"),
         Index("ix_post_task_status_deadline", "status", "deadline_at"),
+        _partial("ix_post_task_failed", "conversation_id", "status = 'failed'"),
     )
 
 

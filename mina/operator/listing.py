@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, union
+from sqlalchemy.orm import Session, aliased
 
 from mina import conversations
 from mina.errors import ValidationError
@@ -82,17 +82,29 @@ def stuck_clause(cutoff: datetime) -> ColumnElement[bool]:
     return and_(
         Conversation.processing_status.in_(ACTIVE),
         Conversation.status != TRANSCRIPTION_FAILED,
+        # Implied by the activity test (activity is never older than last_activity_at), but an
+        # index can answer it: only the candidates get their newest event looked up.
+        Conversation.last_activity_at <= cutoff,
         _has_work(),
         activity() <= cutoff,
     )
 
 
 def failed_clause() -> ColumnElement[bool]:
-    return or_(
-        Conversation.status == TRANSCRIPTION_FAILED,
-        Conversation.processing_status.in_((FAILED, PARTIAL)),
-        exists().where(Chunk.conversation_id == Conversation.id, Chunk.status == CHUNK_FAILED),
-        exists().where(PostTask.conversation_id == Conversation.id, PostTask.status == FAILED),
+    """Failed itself, or a chunk or a task failed: one index scan each (partial indexes), not
+    an OR of per-row subqueries over every conversation."""
+    failed = aliased(Conversation)
+    return Conversation.id.in_(
+        union(
+            select(failed.id).where(
+                or_(
+                    failed.status == TRANSCRIPTION_FAILED,
+                    failed.processing_status.in_((FAILED, PARTIAL)),
+                )
+            ),
+            select(Chunk.conversation_id).where(Chunk.status == CHUNK_FAILED),
+            select(PostTask.conversation_id).where(PostTask.status == FAILED),
+        )
     )
 
 
