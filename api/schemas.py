@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -30,14 +31,27 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 class CreateConversation(Strict):
-    title: str | None = Field(None, max_length=200)
+    title: str | None = Field(
+        None, max_length=200, description="one line of text: no control characters (400)"
+    )
     language: str | None = Field(
         None,
         max_length=8,
         description="spoken language: a Whisper code (en, es, de, …) or `auto` to detect it; "
         "default MINA_LANGUAGE",
     )
+
+    @field_validator("title")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        # A title is shown in pages, Markdown notes and terminals: no newlines, no escapes.
+        if value is not None and CONTROL.search(value):
+            raise ValueError("control characters (U+0000-U+001F, U+007F-U+009F) are not allowed")
+        return value
 
 
 class ConversationCreated(BaseModel):

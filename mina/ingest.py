@@ -109,9 +109,13 @@ def inspect(path: Path, size: int, sha: str, settings: Settings) -> Upload:
 
 
 def check_index(index: int | str | None, settings: Settings) -> int:
+    # ASCII digits only: int() alone also takes " 3", "+4", "5_0" (50) and other scripts' digits.
+    text = str(index)
+    if not (isinstance(index, int) or (text.isascii() and text.lstrip("-").isdigit())):
+        raise ValidationError("index must be an integer", code="bad_index")
     try:
-        value = int(str(index))
-    except ValueError:
+        value = int(text)
+    except ValueError:  # more digits than Python converts
         raise ValidationError("index must be an integer", code="bad_index") from None
     if not 0 <= value <= settings.max_index:
         raise ValidationError(f"index must be between 0 and {settings.max_index}", code="bad_index")
