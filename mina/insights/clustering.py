@@ -21,6 +21,16 @@ a unit's embedding, the mean of its windows', is steadier than a window's.
    voice clearly below it is someone else. With `num_speakers`, merging goes on (or stops) at
    that count; never above `max_speakers`.
 3. After each merge, units go to their most similar centroid (k-means steps).
+4. With `num_speakers` given (the count is known, only the partition is asked for), units
+   are partitioned by spectral clustering instead (`spectral`): an affinity graph keeping
+   each unit's p most similar units, p chosen per meeting by the normalized maximum
+   eigengap (NME-SC, Park et al. 2019), the Laplacian's k smallest eigenvectors, k-means.
+   The graph follows where units lie close together, so two close voices (espeak-ng's en-gb
+   and en-us+m3: cosine 0.79 between their lines, 0.84-0.86 within one) are cut apart where
+   the tree, whose first cut follows the largest spread (how much of a window is speech),
+   is not: bench/speakers.py, the "hint" column. From SPECTRAL_MIN_UNITS units per speaker
+   (else the tree); beyond SPECTRAL_POINTS units, the graph is built on an even subsample
+   and every unit goes to its nearest spectral centroid (eigenvectors cost n^3).
 
 Units are clustered centred (`centred`); `rho` is measured on the raw embeddings.
 """
@@ -32,6 +42,7 @@ import logging
 import numpy as np
 import numpy.typing as npt
 from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.cluster.vq import kmeans2
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +55,10 @@ MIN_SHARE = 0.03  # a speaker holds at least this share of the windows ...
 MIN_WINDOWS = 3  # ... and at least this many
 MAX_POINTS = 2500  # units the tree is built on (an even subsample beyond)
 REFINE_ROUNDS = 3
+SPECTRAL_MIN_UNITS = 4  # per speaker asked for, for the spectral partition
+SPECTRAL_POINTS = 300  # units the spectral graph is built on (an even subsample beyond)
+SPECTRAL_P_VALUES = 12  # neighbour counts tried (2 .. a quarter of the units)
+KMEANS_STARTS = 8
 
 F32 = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -119,6 +134,54 @@ def _refine(u: F32, unit_labels: IntArray) -> IntArray:
     return unit_labels
 
 
+def _kmeans(z: npt.NDArray[np.float64], k: int) -> IntArray | None:
+    """The best of KMEANS_STARTS seeded k-means runs (deterministic) that keeps k clusters."""
+    best: tuple[float, IntArray] | None = None
+    for seed in range(KMEANS_STARTS):
+        centres, labels = kmeans2(z, k, minit="++", seed=seed)
+        if np.unique(labels).size < k:
+            continue
+        inertia = float(((z - centres[labels]) ** 2).sum())
+        if best is None or inertia < best[0]:
+            best = (inertia, np.asarray(labels, dtype=np.int64))
+    return None if best is None else best[1]
+
+
+def spectral(u: F32, k: int) -> IntArray | None:
+    """A partition of unit vectors `u` into k clusters by spectral clustering on a pruned
+    cosine affinity (see the module's docstring); None when no run keeps k clusters."""
+    n = u.shape[0]
+    sim = (u @ u.T).astype(np.float64)
+    order = np.argsort(-sim, axis=1)
+    rows = np.arange(n)
+    best: tuple[float, npt.NDArray[np.float64]] | None = None
+    for p in sorted({int(v) for v in np.linspace(2, max(3, n // 4), SPECTRAL_P_VALUES)}):
+        graph = np.zeros((n, n))
+        graph[np.repeat(rows, p), order[:, :p].ravel()] = 1.0
+        graph = (graph + graph.T) / 2
+        values, vectors = np.linalg.eigh(np.diag(graph.sum(axis=1)) - graph)
+        gap = (values[k] - values[k - 1]) / max(float(values[-1]), 1e-10)
+        ratio = p / n / max(gap, 1e-10)  # NME: a wide gap with few neighbours wins
+        if best is None or ratio < best[0]:
+            best = (ratio, vectors[:, :k])
+    assert best is not None
+    z = best[1] / np.maximum(np.linalg.norm(best[1], axis=1, keepdims=True), 1e-12)
+    return _kmeans(z, k)
+
+
+def _spectral_all(u: F32, k: int) -> IntArray | None:
+    """`spectral` on at most SPECTRAL_POINTS units, every unit to its nearest centroid."""
+    n = u.shape[0]
+    if n <= SPECTRAL_POINTS:
+        return spectral(u, k)
+    idx = np.linspace(0, n - 1, SPECTRAL_POINTS).astype(int)
+    sub = spectral(u[idx], k)
+    if sub is None:
+        return None
+    labels = np.asarray((u @ centroids(u[idx], sub, k).T).argmax(axis=1), dtype=np.int64)
+    return labels if np.unique(labels).size == k else None
+
+
 def _one_speaker(value: float, level: float, threshold: float | None) -> bool:
     if threshold is not None:  # one fixed threshold (calibration sweeps)
         return value >= threshold
@@ -147,6 +210,10 @@ def cluster(
         return np.zeros(n, dtype=np.int64)
     want = None if num_speakers is None else min(num_speakers, count)
     most = max(1, max_speakers)
+    if want is not None and count >= want * SPECTRAL_MIN_UNITS:
+        split = _spectral_all(u, want)
+        if split is not None:
+            return split[units]
     labels = _start(u, max(MAX_START, want or 1))
     labels = _refine(u, _drop_small(u, labels, weights, keep=want or 1))
     level = PRIOR

@@ -361,3 +361,26 @@ def test_each_speaker_keeps_one_unit_voice(three_features: features.Features) ->
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
     sims = vectors @ vectors.T
     assert sims[np.triu_indices(3, 1)].max() < 0.9  # three different voices
+
+
+def test_spectral_partition_follows_close_groups_not_the_largest_spread() -> None:
+    """Two groups 0.7 apart along one direction and spread along another (a nuisance such as
+    how much of a window is speech): spectral clustering cuts between the groups."""
+    from mina.insights import clustering
+
+    rng = np.random.default_rng(3)
+    dim, n = 192, 120
+    base, nuisance, voice = np.eye(dim)[0] * 4, np.eye(dim)[1], np.eye(dim)[2]
+    truth = np.repeat([0, 1], n // 2)
+    x = (
+        base
+        + rng.normal(0, 0.5, (n, 1)) * nuisance
+        + np.where(truth[:, None] == 1, 0.35, -0.35) * voice
+        + rng.normal(0, 0.01, (n, dim))
+    )
+    u = clustering.centred(clustering.unit_vectors(x).astype(np.float32))
+    got = clustering.spectral(u, 2)
+    assert got is not None
+    agree = max(np.mean(got == truth), np.mean(got != truth))
+    assert agree >= 0.95
+    assert clustering.spectral(u, 2) is not None and np.array_equal(clustering.spectral(u, 2), got)
