@@ -63,3 +63,51 @@ def pct(values: list[float], q: float) -> float:
     """The q-quantile (0..1) of `values`, nearest rank."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1) + 0.5))]
+
+
+def start_worker(
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    *,
+    modules: tuple[str, ...] = ("workers.actors",),
+    processes: int = 1,
+    threads: int = 8,
+    queues: tuple[str, ...] = (),
+) -> Any:
+    """`dramatiq <modules>` as `mina worker` starts it, in a session of its own (so the whole
+    group can be stopped); returns once it logged that it is ready."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "dramatiq", *modules, "--processes", str(processes)]
+    cmd += ["--threads", str(threads)]
+    if queues:
+        cmd += ["--queues", *queues]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=root,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 90
+    while log_path.read_text(errors="replace").count("is ready for action") < processes:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"worker did not start:\n{log_path.read_text()[-2000:]}")
+        time.sleep(0.1)
+    return proc
+
+
+def stop_worker(proc: Any) -> None:
+    """SIGTERM to the worker's process group, SIGKILL after 30 s."""
+    import signal
+    import subprocess
+
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
