@@ -8,17 +8,18 @@ import logging
 from flask import Flask
 
 from api import errors, inputs
-from api.context import AppServices
 from api.extensions import socketio, spec
 from mina import db, events, redact
+from mina.dispatch import Dispatcher
 from mina.realtime import SocketIOEmitter, build_manager
+from mina.services import build_services
 from mina.settings import Settings, get_settings
-from mina.storage import build_storage
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> Flask:
+def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None = None) -> Flask:
+    """The web app. `dispatcher`: how work is queued; by default Dramatiq (`_wiring`)."""
     settings = settings or get_settings()
     app = Flask(__name__)
     app.config["MINA_SETTINGS"] = settings
@@ -35,11 +36,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     redact.install(logging.getLogger("werkzeug"))  # its request log quotes `?token=…`
 
     db.configure(settings.resolved_database_url, settings)
-    from workers.dispatch import DramatiqDispatcher
-
-    app.extensions["mina"] = AppServices(
-        settings=settings, storage=build_storage(settings), dispatcher=DramatiqDispatcher()
-    )
+    app.extensions["mina"] = build_services(settings, dispatcher or _wiring())
 
     from api import health, participant
 
@@ -89,3 +86,13 @@ def create_app(settings: Settings | None = None) -> Flask:
         dashboard_interval=settings.realtime_dashboard_interval_seconds,
     )
     return app
+
+
+def _wiring() -> Dispatcher:
+    """The one place the web layer reaches into `workers` (the composition root of
+    `gunicorn 'api:create_app()'`): the Dramatiq dispatcher, and outgoing webhooks woken after
+    this process's commits (`workers.outbound.install` runs on import)."""
+    from workers import outbound  # noqa: F401
+    from workers.dispatch import DramatiqDispatcher
+
+    return DramatiqDispatcher()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from flask import current_app, request, session
 
+from mina import conversations
 from mina.conversations import check_operator
+from mina.db import session_scope
 from mina.errors import Forbidden, Unauthorized
 
 
@@ -26,3 +28,9 @@ def require_operator() -> None:
         raise Unauthorized("the operator token is required")
     if not check_operator(token, operator_token()):
         raise Forbidden("not the operator token")
+
+
+def authorize_conversation(conversation_id: str) -> conversations.Conversation:
+    """The conversation, if the bearer token is its participant token or the operator's."""
+    with session_scope() as session:
+        return conversations.authorize(session, conversation_id, bearer(), operator_token())

@@ -11,9 +11,39 @@ from flask import Flask, Response, jsonify
 from pydantic import ValidationError as PydanticValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from mina.errors import MinaError
+from mina.errors import (
+    Conflict,
+    Forbidden,
+    MinaError,
+    NotFound,
+    PermanentError,
+    TooLarge,
+    TransientError,
+    Unauthorized,
+    UnsupportedMedia,
+    ValidationError,
+)
 
 log = logging.getLogger(__name__)
+
+
+#: The most specific class first: a subclass maps as itself (TooLarge is a ValidationError).
+STATUS: tuple[tuple[type[MinaError], int], ...] = (
+    (TooLarge, 413),
+    (UnsupportedMedia, 415),
+    (ValidationError, 400),
+    (Unauthorized, 401),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (PermanentError, 422),
+    (TransientError, 503),
+)
+
+
+def status_of(exc: MinaError) -> int:
+    """The HTTP status of a Mina error; 500 for one the API has no answer for."""
+    return next((status for cls, status in STATUS if isinstance(exc, cls)), 500)
 
 
 def error_response(status: int, code: str, message: str) -> tuple[Response, int]:
@@ -23,9 +53,10 @@ def error_response(status: int, code: str, message: str) -> tuple[Response, int]
 def register(app: Flask) -> None:
     @app.errorhandler(MinaError)
     def _mina(exc: MinaError) -> tuple[Response, int]:
-        if exc.status >= 500:
+        status = status_of(exc)
+        if status >= 500:
             log.warning("%s: %s", exc.code, exc.message)
-        return error_response(exc.status, exc.code, exc.message)
+        return error_response(status, exc.code, exc.message)
 
     @app.errorhandler(PydanticValidationError)
     def _invalid(exc: PydanticValidationError) -> tuple[Response, int]:

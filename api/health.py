@@ -33,18 +33,7 @@ def readyz() -> tuple[Response, int]:
 
 
 def _broker_check() -> str:
-    from workers.broker import broker
-
-    client = getattr(broker, "client", None)
-    if client is None:
-        return "ok"  # the in-process StubBroker, or RabbitMQ checked on use
-    try:
-        client.ping()
-        return "ok"
-    except OSError as exc:
-        return f"error: {exc}"
-    except Exception as exc:  # noqa: BLE001 - redis raises its own ConnectionError tree
-        return f"error: {exc}"
+    return services().dispatcher.ping()
 
 
 @bp.get("/openapi.json")

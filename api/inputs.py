@@ -12,11 +12,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask, request
+from pydantic import BaseModel
 
 from mina.errors import ValidationError
+
+M = TypeVar("M", bound=BaseModel)
 
 _BAD = re.compile("[\x00\ud800-\udfff]")
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
@@ -86,3 +89,13 @@ def check_request() -> None:
 
 def register(app: Flask) -> None:
     app.before_request(check_request)
+
+
+def json_body(model: type[M]) -> M:
+    """The request's JSON validated by `model`; no body is `{}`, a malformed one is 400."""
+    if not request.get_data(cache=True):
+        return model.model_validate({})
+    raw = request.get_json(silent=True)
+    if raw is None:
+        raise ValidationError("the request body is not valid JSON", code="malformed_json")
+    return model.model_validate(raw)

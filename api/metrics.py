@@ -16,9 +16,9 @@ from mina import metrics
 bp = Blueprint("metrics", __name__)
 
 TIMED = {
-    "participant.upload_chunk": "upload",
-    "uploads.presign": "presign",
-    "uploads.confirm": "confirm",
+    "uploads.upload_chunk": "upload",
+    "uploads.presign_chunk": "presign",
+    "uploads.confirm_chunk": "confirm",
     "webhooks.transcription": "webhook",
 }
 

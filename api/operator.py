@@ -26,7 +26,6 @@ from mina import operator, resilience
 from mina.db import session_scope, utcnow
 from mina.errors import TransientError
 from mina.pipeline import finish as finish_service
-from workers.queues import queue_depths
 
 bp = Blueprint("operator", __name__, url_prefix="/api/operator")
 
@@ -69,7 +68,7 @@ def conversation(conversation_id: str) -> Response:
 @spec.validate(resp=Resp(HTTP_200=StatsOut, **ERRORS))
 def stats() -> Response:
     settings = services().settings
-    depths = queue_depths()
+    depths = services().dispatcher.queue_depths()
     with session_scope() as session:
         out = operator.stats(session, utcnow(), settings.operator_stuck_seconds, depths)
     try:
@@ -91,5 +90,7 @@ def retry(conversation_id: str) -> tuple[Response, int]:
 @spec.validate(json=FinishRequest, resp=Resp(HTTP_202=FinishOut, **ERRORS))
 def finish(conversation_id: str) -> tuple[Response, int]:
     body = FinishRequest.model_validate(request.get_json(silent=True) or {})
-    out = finish_service.finish(conversation_id, body.expected_chunks, services().dispatcher)
+    out = finish_service.finish_conversation(
+        conversation_id, body.expected_chunks, services().dispatcher
+    )
     return jsonify(out), 202

@@ -1,18 +1,74 @@
-"""Presigned chunk uploads for S3 storage (DESIGN §3.1): presign, PUT to S3, confirm."""
+"""Chunk uploads (DESIGN §3.1): the direct multipart upload, and presigned uploads for S3
+storage (presign, PUT to S3, confirm)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 from spectree import Response as Resp
 
+from api.auth import authorize_conversation
 from api.context import services
 from api.extensions import spec
-from api.participant import ERRORS, _authorized, chunk_accepted, json_body
-from api.schemas import MAX_INDEX, MAX_UPLOAD_BYTES, ChunkAccepted, ErrorResponse
+from api.inputs import json_body
+from api.schemas import (
+    MAX_INDEX,
+    MAX_UPLOAD_BYTES,
+    ChunkAccepted,
+    ChunkUploadForm,
+    ErrorResponse,
+)
 from mina import ingest, presign
+from mina.errors import ValidationError
 
 bp = Blueprint("uploads", __name__, url_prefix="/api/conversations")
+
+ERRORS = {f"HTTP_{c}": ErrorResponse for c in (400, 401, 403, 404, 409)}
+
+
+@bp.post("/<conversation_id>/chunks")
+@spec.validate(
+    form=ChunkUploadForm,
+    skip_validation=True,
+    resp=Resp(
+        HTTP_200=ChunkAccepted,
+        HTTP_202=ChunkAccepted,
+        HTTP_413=ErrorResponse,
+        HTTP_415=ErrorResponse,
+        **ERRORS,
+    ),
+)
+def upload_chunk(conversation_id: str) -> tuple[Response, int]:
+    authorize_conversation(conversation_id)
+    svc = services()
+    index = ingest.check_index(request.form.get("index"), svc.settings)
+    upload = request.files.get("file")
+    if upload is None:
+        raise ValidationError("multipart field 'file' is required", code="missing_file")
+    accepted = ingest.accept_chunk(
+        conversation_id,
+        index,
+        upload.stream,  # type: ignore[arg-type]
+        storage=svc.storage,
+        dispatcher=svc.dispatcher,
+        settings=svc.settings,
+    )
+    return chunk_accepted(accepted)
+
+
+def chunk_accepted(accepted: ingest.Accepted) -> tuple[Response, int]:
+    """202 for a new chunk, 200 for the same bytes again (direct upload and presign confirm)."""
+    c = accepted.chunk
+    body = {
+        "id": c.id,
+        "index": c.index,
+        "status": c.status,
+        "sha256": c.sha256,
+        "size": c.size,
+        "duration": c.duration,
+        "created": accepted.created,
+    }
+    return jsonify(body), 202 if accepted.created else 200
 
 
 class PresignRequest(BaseModel):
@@ -45,7 +101,7 @@ class ConfirmRequest(BaseModel):
     resp=Resp(HTTP_200=PresignOut, HTTP_413=ErrorResponse, HTTP_415=ErrorResponse, **ERRORS),
 )
 def presign_chunk(conversation_id: str) -> tuple[Response, int]:
-    _authorized(conversation_id)
+    authorize_conversation(conversation_id)
     svc = services()
     body = json_body(PresignRequest)
     index = ingest.check_index(body.index, svc.settings)
@@ -81,7 +137,7 @@ def presign_chunk(conversation_id: str) -> tuple[Response, int]:
     ),
 )
 def confirm_chunk(conversation_id: str) -> tuple[Response, int]:
-    _authorized(conversation_id)
+    authorize_conversation(conversation_id)
     svc = services()
     body = json_body(ConfirmRequest)
     index = ingest.check_index(body.index, svc.settings)

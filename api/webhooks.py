@@ -3,7 +3,7 @@
 No provider call and no transcript parsing happen here (mina.webhooks): a bad token is 401 and
 stores nothing; a repeat is acknowledged with 200 and ignored; a stored delivery whose message
 cannot be queued (broker down) is still acknowledged, because the scheduler finishes pending
-deliveries (mina.providers.jobs.poll_overdue).
+deliveries (mina.pipeline.provider_jobs.poll_overdue).
 """
 
 from __future__ import annotations

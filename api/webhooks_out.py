@@ -13,6 +13,7 @@ from flask import Blueprint, Response, jsonify, request
 from spectree import Response as Resp
 
 from api.auth import require_operator
+from api.context import services
 from api.extensions import spec
 from api.schemas import MAX_EVENT_ID, ErrorResponse
 from api.webhooks_out_schemas import (
@@ -31,7 +32,6 @@ from mina.errors import NotFound, TransientError
 from mina.models import Event
 from mina.outbound import subscriptions
 from mina.outbound.models import Delivery, Subscription
-from workers.outbound import sender, subscriptions_changed
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def _operators_only() -> None:
 def _wake(ids: list[int]) -> None:
     """After the commit; the scheduler's webhooks job wakes them if the broker is down."""
     try:
-        sender.deliver(ids)
+        services().dispatcher.deliver_webhooks(ids)
     except TransientError as exc:
         log.warning("webhooks: %d delivery(ies) left for the scheduler: %s", len(ids), exc)
 
@@ -87,7 +87,7 @@ def create() -> tuple[Response, int]:
     with session_scope() as session:
         sub, secret = subscriptions.create(session, new)
         data = {**_out(sub, {}), "secret": secret}
-    subscriptions_changed()
+    services().dispatcher.webhook_subscriptions_changed()
     return jsonify(data), 201
 
 
@@ -119,7 +119,7 @@ def pause(subscription_id: str) -> Response:
 def resume(subscription_id: str) -> Response:
     with session_scope() as session:
         _, heads = subscriptions.resume(session, subscription_id)
-    subscriptions_changed()
+    services().dispatcher.webhook_subscriptions_changed()
     _wake(heads)
     return _one(subscription_id)
 

@@ -98,7 +98,7 @@ def one_run(chunks: list[Path]) -> Run:
     from mina.db import session_scope, utcnow
     from mina.ingest import accept_chunk
     from mina.models import Chunk, Event, PostTask
-    from mina.pipeline.finish import finish
+    from mina.pipeline.finish import finish_conversation as finish
     from mina.settings import get_settings
     from mina.storage import build_storage
     from workers.dispatch import DramatiqDispatcher

@@ -87,7 +87,7 @@ def one_run(scenario: str, mode: str, env: dict[str, str], chunks: list[Path], l
     from mina.db import session_scope
     from mina.ingest import accept_chunk
     from mina.models import Chunk, Event, PostTask
-    from mina.pipeline.finish import finish
+    from mina.pipeline.finish import finish_conversation as finish
     from mina.settings import get_settings
     from mina.storage import build_storage
     from workers.dispatch import DramatiqDispatcher

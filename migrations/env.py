@@ -1,4 +1,4 @@
-"""Alembic environment: the URL is Mina's setting, the metadata is mina.models."""
+"""Alembic environment: the URL is Mina's setting, the metadata is mina.schema's."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from logging.config import fileConfig
 from alembic import context
 
 from mina import db
-from mina.models import Base
+from mina.schema import metadata
 from mina.settings import get_settings
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def _url() -> str:

@@ -27,7 +27,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from mina.db import session_scope
-from mina.models import PENDING, PROCESSING, RUNNING, Chunk, Conversation
+from mina.models import Chunk, Conversation
+from mina.pipeline.chunk_state import PROCESSING
+from mina.pipeline.conversation_state import PENDING, RUNNING
 from mina.settings import Settings
 from mina.storage import Storage
 

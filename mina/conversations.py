@@ -1,4 +1,5 @@
-"""Conversations: creation, tokens, authorization, finish and the status view."""
+"""Conversations: creation, tokens, authorization and the status view (finishing one:
+mina.pipeline.finish; its states: mina.pipeline.conversation_state)."""
 
 from __future__ import annotations
 
@@ -7,23 +8,15 @@ import hmac
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mina import events
-from mina.db import utcnow
-from mina.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationError
-from mina.models import (
-    CHUNK_FAILED,
-    CHUNK_TERMINAL,
-    FINISHED,
-    Chunk,
-    Conversation,
-    PostTask,
-)
+from mina.errors import Forbidden, NotFound, Unauthorized
+from mina.models import Chunk, Conversation, PostTask
+from mina.pipeline.chunk_state import FAILED as CHUNK_FAILED
 
 log = logging.getLogger(__name__)
 
@@ -94,62 +87,6 @@ def chunk_counts(session: Session, conversation_id: str) -> dict[str, int]:
         .group_by(Chunk.status)
     ).all()
     return {status: int(n) for status, n in rows}
-
-
-@dataclass(frozen=True)
-class FinishOutcome:
-    changed: bool
-    pending_chunk_ids: list[str]
-
-
-def finish(
-    session: Session,
-    conversation_id: str,
-    expected_chunks: int | None = None,
-    *,
-    idle_before: datetime | None = None,
-) -> FinishOutcome:
-    """Mark the conversation finished. Idempotent: a second call changes nothing.
-
-    The caller commits, then queues `pending_chunk_ids` as one group whose completion callback
-    runs the barrier (or runs the barrier at once when nothing is pending). `idle_before` (the
-    scheduler's auto-finish) changes nothing unless the last activity is at or before it, checked
-    under the row lock, so a chunk that arrives meanwhile keeps the conversation open.
-    """
-    conv = get(session, conversation_id, lock=True)
-    if idle_before is not None and not conv.is_finished and conv.last_activity_at > idle_before:
-        return FinishOutcome(False, [])
-    present = sum(chunk_counts(session, conversation_id).values())
-    if conv.is_finished:
-        if expected_chunks is not None and expected_chunks != conv.expected_chunks:
-            raise Conflict(
-                f"already finished with expected_chunks={conv.expected_chunks}",
-                code="already_finished",
-            )
-        return FinishOutcome(False, _pending(session, conversation_id))
-    if expected_chunks is not None:
-        if expected_chunks < 0:
-            raise ValidationError("expected_chunks must be >= 0")
-        if expected_chunks < present:
-            raise Conflict(f"{present} chunks were already uploaded, more than {expected_chunks}")
-    now = utcnow()
-    conv.is_finished = True
-    conv.finished_at = now
-    conv.last_activity_at = now
-    conv.expected_chunks = present if expected_chunks is None else expected_chunks
-    conv.status = FINISHED
-    events.record(
-        session, conv.id, "conversation_finished", {"expected_chunks": conv.expected_chunks}
-    )
-    log.info("conversation %s finished, %d chunks expected", conv.id, conv.expected_chunks)
-    return FinishOutcome(True, _pending(session, conversation_id))
-
-
-def _pending(session: Session, conversation_id: str) -> list[str]:
-    q = select(Chunk.id).where(
-        Chunk.conversation_id == conversation_id, Chunk.status.not_in(CHUNK_TERMINAL)
-    )
-    return list(session.scalars(q.order_by(Chunk.index)))
 
 
 def status_view(session: Session, conv: Conversation) -> dict[str, Any]:

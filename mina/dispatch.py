@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+#: Per queue: `ready`, `in_progress`, `delayed`, `dead` (None where the broker cannot tell).
+Depths = dict[str, dict[str, int | None]]
+
 
 class Dispatcher(Protocol):
     def transcribe(self, chunk_ids: Sequence[str]) -> None:
@@ -30,7 +33,19 @@ class Dispatcher(Protocol):
         """Queue the post-processing group (only `tasks`) whose completion callback reveals."""
 
     def complete_provider_job(self, delivery_id: int) -> None:
-        """Queue the handling of a stored provider webhook (mina.providers.jobs)."""
+        """Queue the handling of a stored provider webhook (mina.pipeline.provider_jobs)."""
+
+    def deliver_webhooks(self, delivery_ids: Sequence[int]) -> None:
+        """Queue outgoing webhook deliveries (mina.outbound)."""
+
+    def webhook_subscriptions_changed(self) -> None:
+        """A subscription was created or resumed: this process's next commit fans out."""
+
+    def queue_depths(self) -> Depths | None:
+        """How many messages wait in each queue; None if the broker cannot be asked."""
+
+    def ping(self) -> str:
+        """ "ok", or "error: …" when the broker cannot be reached (the health check)."""
 
 
 class NullDispatcher:
@@ -56,3 +71,15 @@ class NullDispatcher:
 
     def complete_provider_job(self, delivery_id: int) -> None:
         return None
+
+    def deliver_webhooks(self, delivery_ids: Sequence[int]) -> None:
+        return None
+
+    def webhook_subscriptions_changed(self) -> None:
+        return None
+
+    def queue_depths(self) -> Depths | None:
+        return None
+
+    def ping(self) -> str:
+        return "ok"

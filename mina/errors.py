@@ -1,6 +1,7 @@
 """The error tree.
 
-The API maps these to HTTP once (api/errors.py); workers decide retries by type.
+The API maps these to HTTP once, in api/errors.py (no status lives here); workers decide
+retries by type.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ class MinaError(Exception):
     """Base of every error Mina raises on purpose."""
 
     code = "error"
-    status = 500
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -29,57 +29,48 @@ class TransientError(MinaError):
     """Worth retrying: timeouts, 429, 5xx, lost connections, an open circuit."""
 
     code = "transient"
-    status = 503
 
 
 class PermanentError(MinaError):
     """Retrying cannot help: corrupt audio, a provider's 400/401, invalid output twice."""
 
     code = "permanent"
-    status = 422
 
 
 class ValidationError(MinaError):
     """The caller sent something we refuse (bad index, malformed body)."""
 
     code = "invalid"
-    status = 400
 
 
 class TooLarge(ValidationError):
     code = "too_large"
-    status = 413
 
 
 class UnsupportedMedia(ValidationError):
     code = "unsupported_media"
-    status = 415
 
 
 class Unauthorized(MinaError):
     """No credentials, or credentials that do not parse."""
 
     code = "unauthorized"
-    status = 401
 
 
 class Forbidden(MinaError):
     """Credentials that are valid but not for this resource."""
 
     code = "forbidden"
-    status = 403
 
 
 class NotFound(MinaError):
     code = "not_found"
-    status = 404
 
 
 class Conflict(MinaError):
     """The request contradicts the stored state (other bytes for an index, upload after finish)."""
 
     code = "conflict"
-    status = 409
 
 
 class NotReady(Conflict):

@@ -172,7 +172,8 @@ def _in_flight() -> Iterator[Metric]:
     from sqlalchemy import func, select
 
     from mina.db import SQLAlchemyError, session_scope
-    from mina.models import PROCESSING, QUEUED, Chunk
+    from mina.models import Chunk
+    from mina.pipeline.chunk_state import PROCESSING, QUEUED
 
     gauge = GaugeMetricFamily(
         "mina_chunks_in_flight", "Chunks queued or processing (database)", labels=["status"]

@@ -43,28 +43,9 @@ class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
-# Transcription side (conversation.status)
-RECORDING, FINISHED, TRANSCRIBED, TRANSCRIPTION_FAILED = (
-    "recording",
-    "finished",
-    "transcribed",
-    "transcription_failed",
-)
-# AI side (conversation.processing_status)
-PENDING, RUNNING, READY, PARTIAL, FAILED = "pending", "running", "ready", "partial", "failed"
-# chunk.status
-QUEUED, PROCESSING, CHUNK_TRANSCRIBED, CHUNK_FAILED = (
-    "queued",
-    "processing",
-    "transcribed",
-    "failed",
-)
-CHUNK_TERMINAL = (CHUNK_TRANSCRIBED, CHUNK_FAILED)
-# post_task.status (PENDING, RUNNING, FAILED shared with the above)
-DONE = "done"
-TASK_TERMINAL = (DONE, FAILED)
-TASK_NAMES = ("merge", "diarize", "analytics", "refinement", "tasks", "summary")
-USER_FACING = ("refinement", "analytics", "tasks", "summary")
+# The status columns' values and every change of them belong to the state machines:
+# mina.pipeline.chunk_state, conversation_state and task_state (tests/unit/test_state_owners.py
+# checks these defaults are their initial states).
 
 # Event ids are BIGINT on PostgreSQL; SQLite only autoincrements an INTEGER primary key.
 EventId = BigInteger().with_variant(Integer(), "sqlite")
@@ -78,8 +59,8 @@ class Conversation(Base):
     token_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_activity_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    status: Mapped[str] = mapped_column(String(24), default=RECORDING)
-    processing_status: Mapped[str] = mapped_column(String(24), default=PENDING)
+    status: Mapped[str] = mapped_column(String(24), default="recording")
+    processing_status: Mapped[str] = mapped_column(String(24), default="pending")
     is_finished: Mapped[bool] = mapped_column(Boolean, default=False)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
     expected_chunks: Mapped[int | None] = mapped_column(Integer)
@@ -138,7 +119,7 @@ class Chunk(Base):
     mime: Mapped[str] = mapped_column(String(64))
     storage_key: Mapped[str] = mapped_column(String(300))
     duration: Mapped[float | None] = mapped_column(Float)
-    status: Mapped[str] = mapped_column(String(16), default=QUEUED)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     error_kind: Mapped[str | None] = mapped_column(String(16))
@@ -180,7 +161,7 @@ class PostTask(Base):
     id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
     conversation_id: Mapped[str] = mapped_column(ForeignKey("conversation.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -222,7 +203,7 @@ class WebhookDelivery(Base):
     external_id: Mapped[str] = mapped_column(String(128))
     body: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
     error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
@@ -230,7 +211,3 @@ class WebhookDelivery(Base):
         Index("ix_webhook_status", "status", "received_at"),
     )
 
-
-from mina.memory import models as _memory_models  # noqa: E402,F401  (search, retention)
-from mina.memory import people as _people_models  # noqa: E402,F401  (known speakers)
-from mina.outbound import models as _outbound_models  # noqa: E402,F401  (docs/webhooks.md)

@@ -28,7 +28,8 @@ from mina.errors import Conflict, NotFound, NotReady, ValidationError
 from mina.insights import names as names_mod
 from mina.insights import owners
 from mina.insights.schemas import TasksResult
-from mina.models import DONE, Conversation, PostTask
+from mina.models import Conversation, PostTask
+from mina.pipeline.task_state import DONE
 from mina.transcript import Segment, segments_from_json
 
 log = logging.getLogger(__name__)

@@ -14,29 +14,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ScalarSelect, exists, func, or_, select, update
+from sqlalchemy import ScalarSelect, exists, func, or_, select
 
 from mina import blobs, events
 from mina.db import session_scope, utcnow
 from mina.dispatch import Dispatcher
 from mina.errors import Conflict, NotFound, TransientError
-from mina.models import (
-    CHUNK_TERMINAL,
-    PENDING,
-    PROCESSING,
-    QUEUED,
-    RUNNING,
-    TASK_TERMINAL,
-    TRANSCRIBED,
-    Chunk,
-    Conversation,
-    Event,
-    PostTask,
-)
-from mina.pipeline import barrier, post
-from mina.pipeline import chunks as chunk_state
+from mina.models import Chunk, Conversation, Event, PostTask
+from mina.pipeline import barrier, chunk_state, post, task_state
 from mina.pipeline import finish as finish_service
-from mina.pipeline.runner import fail_stuck
+from mina.pipeline.chunk_state import PROCESSING, QUEUED
+from mina.pipeline.conversation_state import PENDING, RUNNING, TRANSCRIBED
 from mina.settings import Settings
 from mina.storage import Storage
 
@@ -51,7 +39,8 @@ def provider_poller(settings: Settings) -> ProviderPoll | None:
     """The poll of async provider jobs whose webhook never came (DESIGN §5, §8).
 
     None: `Repair.poll_provider_jobs` then uses the provider's own policy for AssemblyAI
-    (`mina.providers.jobs.poll_overdue`). Tests inject a poll here to drive the generic policy.
+    (`mina.pipeline.provider_jobs.poll_overdue`). Tests inject a poll here to drive the generic
+    policy.
     """
     return None
 
@@ -91,7 +80,9 @@ class Repair:
         for cid in ids:
             try:
                 # The same service as POST …/finish; the idle check is repeated under its lock.
-                out = finish_service.finish(cid, None, self.dispatcher, idle_before=cutoff)
+                out = finish_service.finish_conversation(
+                    cid, None, self.dispatcher, idle_before=cutoff
+                )
             except (Conflict, NotFound) as exc:
                 log.info("conversation %s: auto-finish skipped: %s", cid, exc)
                 continue
@@ -147,7 +138,7 @@ class Repair:
                         chunk.attempts,
                     )
                 # Back to `queued`: no new dispatch before the delay, whoever claims it next.
-                chunk.status, chunk.lease_until, chunk.queued_at = QUEUED, None, stamp
+                chunk_state.requeue_stalled(chunk, stamp)
                 send.append(chunk.id)
         if send:
             try:
@@ -172,7 +163,7 @@ class Repair:
                         Conversation.is_all_chunks_transcribed.is_(False),
                         ~exists().where(
                             Chunk.conversation_id == Conversation.id,
-                            Chunk.status.not_in(CHUNK_TERMINAL),
+                            Chunk.status.not_in(chunk_state.TERMINAL),
                         ),
                         # Still waiting for announced chunks: not ours to settle, and left out
                         # so that they cannot fill every batch and starve the others.
@@ -256,19 +247,19 @@ class Repair:
         with session_scope() as session:
             overdue = session.scalars(
                 select(PostTask)
-                .where(PostTask.status == RUNNING, PostTask.deadline_at < now)
+                .where(PostTask.status == task_state.RUNNING, PostTask.deadline_at < now)
                 .order_by(PostTask.deadline_at)
                 .limit(self.batch)
                 .with_for_update(skip_locked=True)
             ).all()
             for task in overdue:
                 if task.attempts < cap:
-                    task.status = PENDING
-                    put_back.add(task.conversation_id)
-                    task.error = (
+                    task_state.put_back(
+                        task,
                         f"attempt {task.attempts} did not finish before its deadline "
-                        "(worker gone?); queued again"
+                        "(worker gone?); queued again",
                     )
+                    put_back.add(task.conversation_id)
                     log.warning(
                         "conversation %s: task %s running past its deadline, attempt %d of %d: "
                         "queued again",
@@ -278,7 +269,9 @@ class Repair:
                         cap,
                     )
                     continue
-                fail_stuck(session, task, "timeout: the task did not finish before its deadline")
+                task_state.time_out(
+                    session, task, "timeout: the task did not finish before its deadline"
+                )
                 log.warning(
                     "conversation %s: task %s failed: running past its deadline",
                     task.conversation_id,
@@ -319,7 +312,7 @@ class Repair:
                     .where(
                         Conversation.processing_status == RUNNING,
                         exists().where(task_of),
-                        ~exists().where(task_of, PostTask.status.not_in(TASK_TERMINAL)),
+                        ~exists().where(task_of, PostTask.status.not_in(task_state.TERMINAL)),
                     )
                     .limit(self.batch)
                 )
@@ -329,7 +322,7 @@ class Repair:
                     select(Conversation.id)
                     .where(
                         Conversation.processing_status == RUNNING,
-                        exists().where(task_of, PostTask.status == PENDING),
+                        exists().where(task_of, PostTask.status == task_state.PENDING),
                         ~exists().where(
                             Event.conversation_id == Conversation.id,
                             Event.type == "post_transcription_started",
@@ -347,8 +340,8 @@ class Repair:
 
     def _requeue_tasks(self, conversation_id: str) -> bool:
         with session_scope() as session:
-            tasks = post.task_rows(session, conversation_id)
-        pending = [n for n, t in tasks.items() if t.status == PENDING]
+            tasks = task_state.rows(session, conversation_id)
+        pending = [n for n, t in tasks.items() if t.status == task_state.PENDING]
         if not pending or not post.dispatch(conversation_id, pending, self.dispatcher):
             return False
         with session_scope() as session:
@@ -386,10 +379,10 @@ class Repair:
             if self.settings.transcriber != "assemblyai":
                 return 0
             # The provider's own policy: redeliver stored webhooks whose message was lost,
-            # spread the polls over the timeout, fail at the cap (mina.providers.jobs).
-            from mina.providers import jobs
+            # spread the polls over the timeout, fail at the cap (mina.pipeline.provider_jobs).
+            from mina.pipeline import provider_jobs
 
-            return jobs.poll_overdue(self.settings, self.dispatcher, now)
+            return provider_jobs.poll_overdue(self.settings, self.dispatcher, now)
         now = now or utcnow()
         cutoff = now - timedelta(seconds=self.settings.provider_job_timeout_seconds)
         polls = self.settings.provider_job_max_polls
@@ -417,7 +410,7 @@ class Repair:
                     gave_up.add(chunk.conversation_id)
                     log.warning("conversation %s: chunk %d %s", *_chunk(chunk), reason)
                 else:
-                    chunk.provider_polls += 1
+                    chunk_state.count_poll(chunk)
                     to_poll.append((chunk.id, chunk.conversation_id))
         for chunk_id, cid in to_poll:
             try:
@@ -433,18 +426,8 @@ class Repair:
     def reclaim_inflight(self) -> int:
         """At start of the sole embedded process: nothing else can hold a lease or a task."""
         with session_scope() as session:
-            chunks = session.execute(
-                update(Chunk)
-                .where(Chunk.status == PROCESSING)
-                .values(status=QUEUED, lease_until=None)
-                .execution_options(synchronize_session=False)
-            ).rowcount  # type: ignore[attr-defined]
-            tasks = session.execute(
-                update(PostTask)
-                .where(PostTask.status == RUNNING)
-                .values(status=PENDING)
-                .execution_options(synchronize_session=False)
-            ).rowcount  # type: ignore[attr-defined]
+            chunks = chunk_state.reclaim_inflight(session)
+            tasks = task_state.reclaim_inflight(session)
         if chunks or tasks:
             log.info("resumed %d chunk(s) and %d task(s) left in flight", chunks, tasks)
         return int(chunks) + int(tasks)

@@ -9,8 +9,9 @@ from sqlalchemy.orm import Session
 
 from mina import notes
 from mina.errors import NotReady
-from mina.models import DONE, Chunk, Conversation, PostTask
+from mina.models import Chunk, Conversation, PostTask
 from mina.pipeline import seams
+from mina.pipeline.task_state import DONE
 from mina.transcript import Segment, segments_from_json
 
 

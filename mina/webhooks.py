@@ -2,8 +2,8 @@
 
 This is all a webhook request does (DESIGN §7: under 100 ms): one HMAC comparison, a tiny JSON
 read for the job id, one INSERT. Fetching and parsing the transcript happens later in the
-`complete_provider_job` actor (mina.providers.jobs). The delivery's external id is unique per
-provider, so a repeated notification is acknowledged and ignored.
+`complete_provider_job` actor (mina.pipeline.provider_jobs). The delivery's external id is
+unique per provider, so a repeated notification is acknowledged and ignored.
 
 The INSERT goes through the table, not the mapped class: nothing here needs an ORM object, and
 SQLAlchemy's ORM insert path cost ~0.15 ms of the ~1.1 ms the transaction took (measured alone,
@@ -17,6 +17,7 @@ import hmac
 import json
 import logging
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import cast
 
 from sqlalchemy import Table, insert
@@ -24,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mina.db import session_scope, utcnow
 from mina.errors import NotFound, Unauthorized, ValidationError
-from mina.models import PENDING, WebhookDelivery
+from mina.models import WebhookDelivery
 from mina.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,14 @@ log = logging.getLogger(__name__)
 _TABLE = cast(Table, WebhookDelivery.__table__)
 
 PROVIDERS = ("assemblyai",)
+
+
+class DeliveryStatus(StrEnum):
+    """`webhook_delivery.status`: stored, then acted on once (mina.pipeline.provider_jobs)."""
+
+    PENDING = "pending"
+    DONE = "done"
+    IGNORED = "ignored"  # no chunk waits for the job
 
 
 @dataclass(frozen=True)
@@ -88,7 +97,7 @@ def receive(
                     external_id=ext,
                     body=body.decode("utf-8", "replace"),
                     received_at=utcnow(),
-                    status=PENDING,
+                    status=DeliveryStatus.PENDING,
                 )
                 .returning(_TABLE.c.id)
             ).scalar_one()

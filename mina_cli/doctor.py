@@ -190,7 +190,7 @@ def _transcriber(settings: Settings) -> Iterator[Check]:
         wav = Path(tmp) / "speech.wav"
         spoken, why = _speech(wav)
         try:
-            from mina.providers.transcription import get_transcriber
+            from mina.providers import get_transcriber
 
             transcriber = get_transcriber(settings)
             if spoken is None:

@@ -23,23 +23,18 @@ from sqlalchemy import select
 from mina import conversations, events, ingest, languages, results
 from mina.db import session_scope
 from mina.errors import MinaError
-from mina.models import (
-    FAILED,
-    PARTIAL,
-    READY,
-    TASK_NAMES,
-    TRANSCRIPTION_FAILED,
-    Conversation,
-)
+from mina.models import Conversation
 from mina.pipeline import finish as finish_service
-from mina.pipeline.transcribe import Services
+from mina.pipeline.conversation_state import REVEALED, TRANSCRIPTION_FAILED
+from mina.pipeline.task_state import NAMES as TASK_NAMES
 from mina.relay import Message
+from mina.services import Services
 from mina.transcript import FORMATS
 from mina_cli import cut
 
 log = logging.getLogger(__name__)
 
-TERMINAL_PROCESSING = (READY, PARTIAL, FAILED)
+TERMINAL_PROCESSING = REVEALED
 
 
 @dataclass
@@ -66,7 +61,7 @@ def submit(job: Job, pieces: list[Path], svc: Services) -> None:
                 settings=svc.settings,
             )
         piece.unlink()
-    finish_service.finish(job.conversation_id, len(pieces), svc.dispatcher)
+    finish_service.finish_conversation(job.conversation_id, len(pieces), svc.dispatcher)
 
 
 def _submit_safely(job: Job, pieces: list[Path], svc: Services) -> None:

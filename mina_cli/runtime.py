@@ -11,8 +11,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mina import db, languages
 from mina.errors import ConfigurationError, MinaError
-from mina.pipeline.transcribe import Services
 from mina.repair import Repair
+from mina.services import Services
 from mina.settings import Settings
 from mina.storage import build_storage
 from mina_cli import migrate, warm

@@ -25,7 +25,7 @@ def start(settings: Settings) -> threading.Thread | None:
 
 
 def _load(settings: Settings) -> None:
-    from mina.providers.transcription import get_transcriber
+    from mina.providers import get_transcriber
 
     try:
         warm_up = getattr(get_transcriber(settings), "warm_up", None)

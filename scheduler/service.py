@@ -26,6 +26,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.exc import SQLAlchemyError
 
 from mina import db, events
+from mina.dispatch import Dispatcher
 from mina.errors import ConfigurationError
 from mina.memory import retention
 from mina.metrics import (
@@ -40,7 +41,6 @@ from mina.repair import Repair, provider_poller
 from mina.settings import Settings
 from mina.storage import build_storage
 from scheduler.lock import LeaderLock, build_lock, identity
-from workers.outbound import repair_job as webhooks_job
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def jobs(repair: Repair, settings: Settings) -> list[Job]:
         Job("audio_retention", partial(retention.prune, repair.storage, settings), sweep),
         Job("provider_jobs", repair.poll_provider_jobs, every),
         Job("missing_chunks", repair.give_up_missing, every),
-        Job("webhooks", webhooks_job(settings), every),
+        Job("webhooks", _wiring().webhooks_job(settings), every),
     ]
 
 
@@ -203,12 +203,25 @@ def connect_relay(settings: Settings) -> bool:
     return True
 
 
-def build_repair(settings: Settings) -> Repair:
-    from workers.dispatch import DramatiqDispatcher
+@dataclass(frozen=True)
+class _Workers:
+    dispatcher: Callable[[], Dispatcher]
+    webhooks_job: Callable[[Settings], Callable[[], int]]
 
+
+def _wiring() -> _Workers:
+    """The one place the scheduler reaches into `workers`: the Dramatiq dispatcher and the
+    outgoing webhooks' repair job (which sends on the broker)."""
+    from workers.dispatch import DramatiqDispatcher
+    from workers.outbound import repair_job
+
+    return _Workers(dispatcher=DramatiqDispatcher, webhooks_job=repair_job)
+
+
+def build_repair(settings: Settings) -> Repair:
     return Repair(
         settings=settings,
-        dispatcher=DramatiqDispatcher(),
+        dispatcher=_wiring().dispatcher(),
         storage=build_storage(settings),
         poll_provider=provider_poller(settings),
     )

@@ -16,8 +16,7 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage, TimeLimitExceeded
 
 from mina.errors import PermanentError, TransientError
-from mina.pipeline import barrier, post, seams, transcribe, work
-from mina.providers import jobs
+from mina.pipeline import barrier, post, provider_jobs, seams, transcribe, work
 from mina.resilience import CircuitOpen
 from workers.broker import broker
 from workers.services import services
@@ -95,7 +94,7 @@ def complete_provider_job(delivery_id: int) -> None:
     """A provider's webhook was stored: fetch the transcript and finish the chunk."""
     svc = services()
     try:
-        jobs.complete_delivery(delivery_id, svc.settings, svc.dispatcher)
+        provider_jobs.complete_delivery(delivery_id, svc.settings, svc.dispatcher)
     except CircuitOpen as exc:
         _wait_for_circuit(exc)
 

@@ -15,8 +15,9 @@ import redis
 from dramatiq import group, pipeline
 from dramatiq.errors import ConnectionError as BrokerConnectionError
 
+from mina.dispatch import Depths
 from mina.errors import TransientError
-from mina.pipeline.post import CHAIN
+from mina.pipeline.task_state import CHAIN
 from mina.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,35 @@ class DramatiqDispatcher:
     def complete_provider_job(self, delivery_id: int) -> None:
         with _broker_errors():
             self._actor("complete_provider_job").send(delivery_id)
+
+    def deliver_webhooks(self, delivery_ids: Sequence[int]) -> None:
+        from workers.outbound import sender
+
+        sender.deliver(list(delivery_ids))
+
+    def webhook_subscriptions_changed(self) -> None:
+        from workers.outbound import subscriptions_changed
+
+        subscriptions_changed()
+
+    def queue_depths(self) -> Depths | None:
+        from workers.queues import queue_depths
+
+        return queue_depths()
+
+    def ping(self) -> str:
+        from workers.broker import broker
+
+        client = getattr(broker, "client", None)
+        if client is None:
+            return "ok"  # the in-process StubBroker, or RabbitMQ checked on use
+        try:
+            client.ping()
+            return "ok"
+        except OSError as exc:
+            return f"error: {exc}"
+        except Exception as exc:  # noqa: BLE001 - redis raises its own ConnectionError tree
+            return f"error: {exc}"
 
     def post_process(self, conversation_id: str, tasks: Sequence[str]) -> None:
         settings = get_settings()

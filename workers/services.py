@@ -10,10 +10,8 @@ from __future__ import annotations
 import functools
 
 from mina import realtime
-from mina.pipeline.transcribe import Services
-from mina.providers.transcription import get_transcriber
+from mina.services import Services, build_services
 from mina.settings import get_settings
-from mina.storage import build_storage
 from workers.dispatch import DramatiqDispatcher
 
 
@@ -21,9 +19,6 @@ from workers.dispatch import DramatiqDispatcher
 def services() -> Services:
     settings = get_settings()
     realtime.install(settings)
-    return Services(
-        settings=settings,
-        storage=build_storage(settings),
-        dispatcher=DramatiqDispatcher(),
-        transcriber=get_transcriber(settings),
-    )
+    svc = build_services(settings, DramatiqDispatcher())
+    _ = svc.transcriber  # a worker builds its provider (loads its model) at start, not mid-chunk
+    return svc

@@ -20,7 +20,8 @@ from mina.db import session_scope, utcnow
 from mina.errors import NotFound
 from mina.memory import blobs
 from mina.memory.models import AudioErasure
-from mina.models import PENDING, RUNNING, Conversation
+from mina.models import Conversation
+from mina.pipeline.conversation_state import PENDING, RUNNING
 from mina.settings import Settings
 from mina.storage import Storage
 

@@ -32,7 +32,8 @@ from mina.db import session_scope
 from mina.errors import Conflict, Forbidden, NotFound, ValidationError
 from mina.memory import index as search_index
 from mina.memory.people import CARRIED, MATCHED, NAMED, Person, VoiceMatch, Voiceprint
-from mina.models import DONE, Conversation, PostTask
+from mina.models import Conversation, PostTask
+from mina.pipeline.task_state import DONE
 
 log = logging.getLogger(__name__)
 

@@ -19,19 +19,14 @@ from sqlalchemy.orm import Session, aliased
 
 from mina import conversations
 from mina.errors import ValidationError
-from mina.models import (
-    CHUNK_FAILED,
-    CHUNK_TRANSCRIBED,
-    DONE,
+from mina.models import Chunk, Conversation, Event, PostTask
+from mina.pipeline import chunk_state, task_state
+from mina.pipeline.conversation_state import (
     FAILED,
     PARTIAL,
     PENDING,
     RUNNING,
     TRANSCRIPTION_FAILED,
-    Chunk,
-    Conversation,
-    Event,
-    PostTask,
 )
 
 ACTIVE = (PENDING, RUNNING)
@@ -102,8 +97,8 @@ def failed_clause() -> ColumnElement[bool]:
                     failed.processing_status.in_((FAILED, PARTIAL)),
                 )
             ),
-            select(Chunk.conversation_id).where(Chunk.status == CHUNK_FAILED),
-            select(PostTask.conversation_id).where(PostTask.status == FAILED),
+            select(Chunk.conversation_id).where(Chunk.status == chunk_state.FAILED),
+            select(PostTask.conversation_id).where(PostTask.status == task_state.FAILED),
         )
     )
 
@@ -190,7 +185,7 @@ def _failed_tasks(session: Session, ids: list[str]) -> dict[str, list[str]]:
         return out
     q = (
         select(PostTask.conversation_id, PostTask.name)
-        .where(PostTask.conversation_id.in_(ids), PostTask.status == FAILED)
+        .where(PostTask.conversation_id.in_(ids), PostTask.status == task_state.FAILED)
         .order_by(PostTask.id)
     )
     for cid, name in session.execute(q):
@@ -256,7 +251,7 @@ def detail(
     counts: dict[str, int] = {}
     for c in chunks:
         counts[c.status] = counts.get(c.status, 0) + 1
-    failed = [t.name for t in tasks if t.status == FAILED]
+    failed = [t.name for t in tasks if t.status == task_state.FAILED]
     view = row(conv, act, counts, failed, now, stuck_seconds)
     view.update(
         finished_at=iso(conv.finished_at),
@@ -266,14 +261,14 @@ def detail(
         error=conv.error,
         is_all_chunks_transcribed=conv.is_all_chunks_transcribed,
     )
-    done = {t.name for t in tasks if t.status == DONE}
+    done = {t.name for t in tasks if t.status == task_state.DONE}
     return {
         "conversation": view,
         "chunks": [_chunk(c) for c in chunks],
         "tasks": [_task(t) for t in tasks],
         "events": [_event(e) for e in reversed(newest)],
         "results": {
-            "transcript": any(c.status == CHUNK_TRANSCRIBED for c in chunks),
+            "transcript": any(c.status == chunk_state.TRANSCRIBED for c in chunks),
             **{name: name in done for name in RESULT_TASKS},
             "audio": "merge" in done and conv.merged_audio_key is not None,
         },
@@ -282,7 +277,7 @@ def detail(
 
 def _chunk(c: Chunk) -> dict[str, Any]:
     seconds = None
-    if c.status == CHUNK_TRANSCRIBED and c.started_at and c.finished_at:
+    if c.status == chunk_state.TRANSCRIBED and c.started_at and c.finished_at:
         seconds = round((c.finished_at - c.started_at).total_seconds(), 3)
     return {
         "id": c.id,

@@ -4,7 +4,8 @@ Chunks: every `failed` chunk goes back to `queued` with a fresh attempt budget (
 so the scheduler's attempt cap does not fail it again at once; the last error stays on the row
 until the chunk succeeds, and the previous error and attempts are kept in the `chunks_retried`
 event). If the conversation was already transcribed, its transcript is about to change, so it is
-**reopened** in the same transaction: the barrier flag cleared, status back to `finished`,
+**reopened** in the same transaction (mina.pipeline.conversation_state.reopen): the barrier
+flag cleared, status back to `finished`,
 processing back to `pending` and the post-processing rows deleted (stale results are not served,
 and a late duplicate message of the old run finds no row to run). When the retried chunks are
 terminal the barrier passes again through the usual path, which starts post-processing and
@@ -19,23 +20,15 @@ from __future__ import annotations
 import logging
 from typing import Any, Literal
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from mina import conversations, events
 from mina.db import session_scope, utcnow
 from mina.dispatch import Dispatcher
 from mina.errors import Conflict, TransientError
-from mina.models import (
-    CHUNK_FAILED,
-    FINISHED,
-    PENDING,
-    QUEUED,
-    RUNNING,
-    Chunk,
-    PostTask,
-)
-from mina.pipeline import chunks as chunk_state
-from mina.pipeline import post
+from mina.models import Chunk
+from mina.pipeline import chunk_state, conversation_state, post
+from mina.pipeline.conversation_state import RUNNING
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +72,7 @@ def retry_chunks(conversation_id: str, dispatcher: Dispatcher) -> tuple[list[int
         conv = conversations.get(session, conversation_id, lock=True)
         failed = session.scalars(
             select(Chunk)
-            .where(Chunk.conversation_id == conversation_id, Chunk.status == CHUNK_FAILED)
+            .where(Chunk.conversation_id == conversation_id, Chunk.status == chunk_state.FAILED)
             .order_by(Chunk.index)
         ).all()
         if not failed:
@@ -100,20 +93,9 @@ def retry_chunks(conversation_id: str, dispatcher: Dispatcher) -> tuple[list[int
             }
             for c in failed
         ]
-        for c in failed:
-            c.status = QUEUED
-            c.attempts = 0
-            c.queued_at = now
-            c.started_at = None
-            c.finished_at = None
-            c.lease_until = None
+        chunk_state.retry(failed, now)
         if reopen:
-            conv.is_all_chunks_transcribed = False
-            conv.status = FINISHED
-            conv.transcribed_at = None
-            conv.processing_status = PENDING
-            conv.error = None
-            session.execute(delete(PostTask).where(PostTask.conversation_id == conversation_id))
+            conversation_state.reopen(session, conv)
         conv.last_activity_at = now
         session.flush()
         chunk_state.update_progress(session, conversation_id)

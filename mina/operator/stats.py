@@ -14,8 +14,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mina.models import CHUNK_TRANSCRIBED, Chunk, Conversation, PostTask
+from mina.models import Chunk, Conversation, PostTask
 from mina.operator.listing import iso, stuck_clause
+from mina.pipeline import chunk_state
 
 SAMPLES = 1000
 
@@ -67,7 +68,7 @@ def stats(
     transcribe = session.execute(
         select(Chunk.started_at, Chunk.finished_at)
         .where(
-            Chunk.status == CHUNK_TRANSCRIBED,
+            Chunk.status == chunk_state.TRANSCRIBED,
             Chunk.started_at.is_not(None),
             Chunk.finished_at.is_not(None),
         )

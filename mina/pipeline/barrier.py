@@ -1,4 +1,5 @@
-"""The barrier (DESIGN §3.3): the one function that sets `is_all_chunks_transcribed`.
+"""The barrier (DESIGN §3.3): the one place that decides when `is_all_chunks_transcribed` is
+set (the write itself is `conversation_state.pass_barrier`).
 
 Called after every terminal chunk, by `/finish`, by group callbacks and by the scheduler. In one
 transaction it locks the conversation row and sets the flag only if the conversation is
@@ -9,24 +10,15 @@ exactly one caller win; the winner records `transcription_complete` and starts p
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
-from mina import events
-from mina.db import session_scope, utcnow
+from mina.db import session_scope
 from mina.dispatch import Dispatcher
 from mina.errors import TransientError
-from mina.models import (
-    CHUNK_TERMINAL,
-    CHUNK_TRANSCRIBED,
-    FAILED,
-    TRANSCRIBED,
-    TRANSCRIPTION_FAILED,
-    Chunk,
-    Conversation,
-)
-from mina.pipeline import post, seams
+from mina.models import Chunk, Conversation
+from mina.pipeline import chunk_state, conversation_state, post, seams
+from mina.pipeline.conversation_state import TRANSCRIBED
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +48,13 @@ def settle(conversation_id: str, dispatcher: Dispatcher, *, seams_made: bool = F
         total = sum(counts.values())
         if total < (conv.expected_chunks or 0):
             return False
-        if any(name not in CHUNK_TERMINAL for name in counts):
+        if any(name not in chunk_state.TERMINAL for name in counts):
             return False
         deferred = not seams_made and seams.wanted() and seams.open_in(session, conversation_id)
         if not deferred:
-            status, transcribed, total = _pass(session, conv, counts)
+            total = sum(counts.values())
+            transcribed = counts.get(chunk_state.TRANSCRIBED, 0)
+            status = conversation_state.pass_barrier(session, conversation_id, transcribed, total)
     if deferred:
         try:
             dispatcher.seam_and_settle(conversation_id)
@@ -79,46 +73,3 @@ def settle(conversation_id: str, dispatcher: Dispatcher, *, seams_made: bool = F
     if status == TRANSCRIBED:
         post.start(conversation_id, dispatcher)
     return True
-
-
-def _pass(session: Any, conv: Conversation, counts: dict[str, int]) -> tuple[str | None, int, int]:
-    """Set the flag (conditionally: one caller wins); the status it set, or None if it lost."""
-    conversation_id = conv.id
-    total = sum(counts.values())
-    transcribed = counts.get(CHUNK_TRANSCRIBED, 0)
-    now = utcnow()
-    status = TRANSCRIBED if transcribed else TRANSCRIPTION_FAILED
-    won = session.execute(
-        update(Conversation)
-        .where(
-            Conversation.id == conversation_id,
-            Conversation.is_all_chunks_transcribed.is_(False),
-        )
-        .values(
-            is_all_chunks_transcribed=True,
-            status=status,
-            transcribed_at=now,
-            progress=70,
-            duration=select(func.coalesce(func.sum(Chunk.duration), 0.0))
-            .where(Chunk.conversation_id == conversation_id)
-            .scalar_subquery(),
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if won.rowcount != 1:  # type: ignore[attr-defined]
-        return None, 0, 0
-    events.record(
-        session,
-        conversation_id,
-        "transcription_complete",
-        {"status": status, "chunks": total, "transcribed": transcribed},
-    )
-    if status == TRANSCRIPTION_FAILED:
-        reason = "no chunk could be transcribed" if total else "no audio was uploaded"
-        session.execute(
-            update(Conversation)
-            .where(Conversation.id == conversation_id)
-            .values(processing_status=FAILED, error=reason, progress=100)
-        )
-        events.record(session, conversation_id, "post_transcription_failed", {"reason": reason})
-    return status, transcribed, total

@@ -11,64 +11,28 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
-
-from mina import events, metrics, notes
+from mina import metrics, notes
 from mina.db import session_scope, utcnow
 from mina.dispatch import Dispatcher
 from mina.errors import Conflict, TransientError
 from mina.memory import index as search_index
 from mina.memory import voiceprints
-from mina.models import (
-    DONE,
-    FAILED,
-    PARTIAL,
-    PENDING,
-    READY,
-    RUNNING,
-    TASK_NAMES,
-    TASK_TERMINAL,
-    TRANSCRIBED,
-    USER_FACING,
-    Conversation,
-    PostTask,
-)
+from mina.models import Conversation, PostTask
+from mina.pipeline import conversation_state, task_state
+from mina.pipeline.conversation_state import FAILED, PARTIAL, PENDING, READY, RUNNING
+from mina.pipeline.task_state import CHAIN, NAMES, USER_FACING
 from mina.settings import Settings
 
 log = logging.getLogger(__name__)
-
-CHAIN = ("merge", "diarize", "analytics")
 
 
 def start(conversation_id: str, dispatcher: Dispatcher) -> bool:
     """pending → running, once; creates the task rows and queues the group."""
     with session_scope() as session:
-        won = session.execute(
-            update(Conversation)
-            .where(
-                Conversation.id == conversation_id,
-                Conversation.processing_status == PENDING,
-                Conversation.status == TRANSCRIBED,
-            )
-            .values(processing_status=RUNNING)
-            .execution_options(synchronize_session=False)
-        )
-        if won.rowcount != 1:  # type: ignore[attr-defined]
+        if not conversation_state.start(session, conversation_id):
             return False
-        existing = set(
-            session.scalars(
-                select(PostTask.name).where(PostTask.conversation_id == conversation_id)
-            )
-        )
-        for name in TASK_NAMES:
-            if name not in existing:
-                session.add(PostTask(conversation_id=conversation_id, name=name, status=PENDING))
-        events.record(
-            session, conversation_id, "post_transcription_started", {"tasks": list(TASK_NAMES)}
-        )
     log.info("conversation %s: post-processing started", conversation_id)
-    dispatch(conversation_id, TASK_NAMES, dispatcher)
+    dispatch(conversation_id, NAMES, dispatcher)
     return True
 
 
@@ -85,16 +49,6 @@ def dispatch(conversation_id: str, names: Sequence[str], dispatcher: Dispatcher)
         return False
 
 
-def task_rows(session: Session, conversation_id: str) -> dict[str, PostTask]:
-    rows = session.scalars(select(PostTask).where(PostTask.conversation_id == conversation_id))
-    return {t.name: t for t in rows}
-
-
-def progress_of(tasks: dict[str, PostTask]) -> int:
-    done = sum(1 for t in tasks.values() if t.status in TASK_TERMINAL)
-    return int(100 * done / max(1, len(tasks)))
-
-
 def reveal(conversation_id: str, settings: Settings) -> bool:
     """Reveal once all tasks are terminal: ready, partial or failed by the 3-of-4 rule. Owners
     and names are settled first, on the final transcript (`mina.notes.settle`), in their own
@@ -106,30 +60,17 @@ def reveal(conversation_id: str, settings: Settings) -> bool:
         conv = session.get(Conversation, conversation_id, with_for_update=True)
         if conv is None or conv.processing_status != RUNNING:
             return False
-        tasks = task_rows(session, conversation_id)
-        if not tasks or any(t.status not in TASK_TERMINAL for t in tasks.values()):
+        tasks = task_state.rows(session, conversation_id)
+        if not tasks or any(t.status not in task_state.TERMINAL for t in tasks.values()):
             log.info("conversation %s: reveal deferred, tasks still running", conversation_id)
             return False
-        failed = [n for n in USER_FACING if tasks[n].status != DONE]
+        failed = [n for n in USER_FACING if tasks[n].status != task_state.DONE]
         succeeded = len(USER_FACING) - len(failed)
         if succeeded < settings.reveal_min_success:
             outcome = FAILED
         else:
             outcome = READY if not failed else PARTIAL
         now = utcnow()
-        won = session.execute(
-            update(Conversation)
-            .where(Conversation.id == conversation_id, Conversation.processing_status == RUNNING)
-            .values(
-                processing_status=outcome,
-                revealed_at=now,
-                reveal_count=Conversation.reveal_count + 1,
-                progress=100,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if won.rowcount != 1:  # type: ignore[attr-defined]
-            return False
         payload = {
             "status": outcome,
             "reveal": conv.reveal_count + 1,
@@ -137,9 +78,9 @@ def reveal(conversation_id: str, settings: Settings) -> bool:
             "errors": {n: tasks[n].error for n in failed},
             "durations_ms": {n: t.duration_ms for n, t in tasks.items()},
         }
-        name = "post_transcription_failed" if outcome == FAILED else "post_transcription_reveal"
+        if not conversation_state.reveal(session, conv, outcome, payload):
+            return False
         search_index.write(session, conv)  # searchable from the reveal on (docs/memory.md)
-        events.record(session, conversation_id, name, payload)
         first_wait = conv.finished_at and not conv.reveal_count and now - conv.finished_at
     if first_wait:
         metrics.REVEAL_SECONDS.observe(first_wait.total_seconds())
@@ -154,8 +95,8 @@ def _all_terminal(conversation_id: str) -> bool:
         conv = session.get(Conversation, conversation_id)
         if conv is None or conv.processing_status != RUNNING:
             return False
-        tasks = task_rows(session, conversation_id)
-        return bool(tasks) and all(t.status in TASK_TERMINAL for t in tasks.values())
+        tasks = task_state.rows(session, conversation_id)
+        return bool(tasks) and all(t.status in task_state.TERMINAL for t in tasks.values())
 
 
 def retry_failed(conversation_id: str, dispatcher: Dispatcher) -> list[str]:
@@ -170,18 +111,13 @@ def retry_failed(conversation_id: str, dispatcher: Dispatcher) -> list[str]:
             raise Conflict("post-processing has not started for this conversation")
         if conv.processing_status == RUNNING:
             raise Conflict("post-processing is still running", code="running")
-        tasks = task_rows(session, conversation_id)
+        tasks = task_state.rows(session, conversation_id)
         names = rerun_set(tasks)
         if not names:
             return []
-        for n in names:
-            tasks[n].status = PENDING
-            tasks[n].error = None
-        conv.processing_status = RUNNING
-        conv.progress = 70 + int(30 * progress_of(tasks) / 100)
-        events.record(
-            session, conversation_id, "post_transcription_started", {"tasks": names, "retry": True}
-        )
+        task_state.retry(tasks, names)
+        progress = 70 + int(30 * task_state.progress_of(tasks) / 100)
+        conversation_state.retry(session, conv, names, progress)
     log.info("conversation %s: operator retry of %s", conversation_id, ", ".join(names))
     dispatch(conversation_id, names, dispatcher)
     return names
@@ -189,8 +125,8 @@ def retry_failed(conversation_id: str, dispatcher: Dispatcher) -> list[str]:
 
 def rerun_set(tasks: dict[str, PostTask]) -> list[str]:
     """The failed tasks, plus every chain task after the first failed one in the chain."""
-    names = {n for n, t in tasks.items() if t.status == FAILED}
+    names = {n for n, t in tasks.items() if t.status == task_state.FAILED}
     failed_chain = [i for i, n in enumerate(CHAIN) if n in names]
     if failed_chain:
         names.update(n for n in CHAIN[failed_chain[0] :] if n in tasks)
-    return [n for n in TASK_NAMES if n in names]
+    return [n for n in NAMES if n in names]

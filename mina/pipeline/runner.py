@@ -10,7 +10,8 @@ the time limit: the task of a dead worker is taken back in seconds.
 
 A task of the chain merge → diarize → analytics only starts once the task before it is
 terminal: a duplicated or requeued pipeline cannot run diarize beside a merge still running.
-It stays pending instead, for the pipeline that runs its predecessor (or the scheduler).
+It stays pending instead, for the pipeline that runs its predecessor (or the scheduler). The
+row's changes are mina.pipeline.task_state's.
 """
 
 from __future__ import annotations
@@ -20,47 +21,23 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, exists, select, update
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.exc import SQLAlchemyError
 from tenacity import (
     RetryCallState,
     Retrying,
-    retry,
     retry_if_exception_type,
     stop_after_attempt,
     wait_exponential,
 )
 
-from mina import events, metrics
-from mina.db import session_scope, utcnow
+from mina import metrics
 from mina.errors import MinaError, TransientError
-from mina.models import (
-    DONE,
-    FAILED,
-    PENDING,
-    RUNNING,
-    TASK_NAMES,
-    TASK_TERMINAL,
-    Conversation,
-    PostTask,
-)
-from mina.pipeline import heartbeat, post
-from mina.pipeline.post import CHAIN, progress_of, task_rows
+from mina.pipeline import heartbeat, post, task_state
 from mina.settings import Settings
 
 log = logging.getLogger(__name__)
 
 Work = Callable[[], dict[str, Any]]
-
-# A deadlock victim or a dropped connection: the state changes below are conditional and run
-# in one transaction each, so running them again is safe.
-_db_retry = retry(
-    retry=retry_if_exception_type(OperationalError),
-    stop=stop_after_attempt(3),
-    wait=wait_exponential(multiplier=0.1, max=1),
-    reraise=True,
-)
 
 
 class TaskFailed(Exception):
@@ -70,60 +47,6 @@ class TaskFailed(Exception):
         super().__init__(error.message)
         self.error = error
         self.tries = tries
-
-
-def predecessor(name: str) -> str | None:
-    """The task of the chain that must be terminal before `name` may start."""
-    if name in CHAIN and CHAIN.index(name) > 0:
-        return CHAIN[CHAIN.index(name) - 1]
-    return None
-
-
-@_db_retry
-def begin(conversation_id: str, name: str, settings: Settings) -> int | None:
-    """pending → running; returns this run's attempt number, None if not ours to run."""
-    if name not in TASK_NAMES:
-        raise ValueError(f"unknown task {name!r}")
-    now = utcnow()
-    limit = settings.time_limit(name)
-    condition = [
-        PostTask.conversation_id == conversation_id,
-        PostTask.name == name,
-        PostTask.status == PENDING,
-    ]
-    before = predecessor(name)
-    if before is not None:
-        prev = aliased(PostTask)
-        condition.append(
-            exists().where(
-                prev.conversation_id == conversation_id,
-                prev.name == before,
-                prev.status.in_(TASK_TERMINAL),
-            )
-        )
-    with session_scope() as session:
-        taken = session.execute(
-            update(PostTask)
-            .where(*condition)
-            .values(
-                status=RUNNING,
-                attempts=PostTask.attempts + 1,
-                started_at=now,
-                finished_at=None,
-                error=None,
-                deadline_at=heartbeat.first_lease(now, limit + 5, settings),
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if taken.rowcount != 1:  # type: ignore[attr-defined]
-            return None
-        attempt = session.scalar(
-            select(PostTask.attempts).where(
-                PostTask.conversation_id == conversation_id, PostTask.name == name
-            )
-        )
-        events.record(session, conversation_id, f"{name}_started", {"task": name})
-    return int(attempt or 1)
 
 
 def run(
@@ -140,13 +63,13 @@ def run(
     the task with a timeout error instead of escaping. The task that finishes last reveals at
     once; the group's completion callback (and the scheduler) run the same idempotent reveal.
     """
-    attempt = begin(conversation_id, name, settings)
+    attempt = task_state.begin(conversation_id, name, settings)
     if attempt is None:
         log.info("conversation %s: task %s not runnable now, skipped", conversation_id, name)
         return "skipped"
     started = time.monotonic()
     beat = heartbeat.beating(
-        lambda: renew_deadline(conversation_id, name, attempt, settings),
+        lambda: task_state.renew_deadline(conversation_id, name, attempt, settings),
         settings,
         f"task {name} of {conversation_id}",
     )
@@ -154,36 +77,17 @@ def run(
         result, error = _outcome(conversation_id, name, work, settings, interrupts)
 
     def store() -> int | None:
-        return finish(conversation_id, name, attempt, started, result=result, error=error)
+        percent = task_state.complete(
+            conversation_id, name, attempt, started, result=result, error=error
+        )
+        if percent is not None:
+            _observe(conversation_id, name, started, error)
+        return percent
 
     percent = _once_more_if_interrupted(store, interrupts)
     if percent == 100:
         _once_more_if_interrupted(lambda: _reveal(conversation_id, settings), interrupts)
     return "failed" if error else "done"
-
-
-def renew_deadline(conversation_id: str, name: str, attempt: int, settings: Settings) -> bool:
-    """The heartbeat of a running task: `deadline_at` the timeout from now, never past the time
-    limit after its start. False once the row is no longer this attempt's."""
-    now = utcnow()
-    mine = and_(
-        PostTask.conversation_id == conversation_id,
-        PostTask.name == name,
-        PostTask.status == RUNNING,
-        PostTask.attempts == attempt,
-    )
-    with session_scope() as session:
-        started = session.scalar(select(PostTask.started_at).where(mine))
-        if started is None:
-            return False
-        until = heartbeat.renewed_lease(now, started, settings.time_limit(name) + 5, settings)
-        session.execute(
-            update(PostTask)
-            .where(mine, PostTask.deadline_at < until)
-            .values(deadline_at=until)
-            .execution_options(synchronize_session=False)
-        )
-    return True
 
 
 def _outcome(
@@ -257,66 +161,13 @@ def with_retries(work: Work, settings: Settings) -> dict[str, Any]:
         raise TaskFailed(exc, tries) from exc
 
 
-@_db_retry
-def finish(
-    conversation_id: str,
-    name: str,
-    attempt: int,
-    started: float,
-    *,
-    result: dict[str, Any] | None = None,
-    error: str | None = None,
-) -> int | None:
-    """Store the outcome of this attempt (only if the row is still ours); returns the share of
-    tasks now terminal, or None when the row was no longer this attempt's."""
+def _observe(conversation_id: str, name: str, started: float, error: str | None) -> None:
     duration_ms = int((time.monotonic() - started) * 1000)
-    now = utcnow()
-    with session_scope() as session:
-        stored = session.execute(
-            update(PostTask)
-            .where(
-                and_(
-                    PostTask.conversation_id == conversation_id,
-                    PostTask.name == name,
-                    PostTask.status == RUNNING,
-                    PostTask.attempts == attempt,
-                )
-            )
-            .values(
-                status=FAILED if error else DONE,
-                error=error,
-                result=result,
-                finished_at=now,
-                duration_ms=duration_ms,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if stored.rowcount != 1:  # type: ignore[attr-defined]
-            log.info(
-                "conversation %s: task %s attempt %d lost its row", conversation_id, name, attempt
-            )
-            return None
-        lock_conversation(session, conversation_id)
-        if error:
-            events.record(
-                session,
-                conversation_id,
-                f"{name}_failed",
-                {"task": name, "error": error, "duration_ms": duration_ms},
-            )
-        else:
-            events.record(
-                session,
-                conversation_id,
-                f"{name}_ready",
-                {"task": name, "duration_ms": duration_ms, "result": result},
-            )
-        percent = _progress(session, conversation_id)
-    outcome = "failed" if error else "done"
-    metrics.POST_TASK_SECONDS.labels(name, outcome).observe(duration_ms / 1000)
-    level = logging.WARNING if error else logging.INFO
+    metrics.POST_TASK_SECONDS.labels(name, "failed" if error else "done").observe(
+        duration_ms / 1000
+    )
     log.log(
-        level,
+        logging.WARNING if error else logging.INFO,
         "conversation %s: task %s %s in %d ms%s",
         conversation_id,
         name,
@@ -324,51 +175,3 @@ def finish(
         duration_ms,
         f": {error}" if error else "",
     )
-    return percent
-
-
-def fail_stuck(session: Session, task: PostTask, reason: str) -> None:
-    """Fail a running task whose worker vanished or overran its deadline (the scheduler)."""
-    task.status = FAILED
-    task.error = reason
-    task.finished_at = utcnow()
-    session.flush()
-    lock_conversation(session, task.conversation_id)
-    events.record(
-        session, task.conversation_id, f"{task.name}_failed", {"task": task.name, "error": reason}
-    )
-    _progress(session, task.conversation_id)
-
-
-def lock_conversation(session: Session, conversation_id: str) -> Conversation | None:
-    """Serialize the writers of one conversation's outcome, taken after the task row's lock and
-    before any event is inserted. NO KEY UPDATE: it does not conflict with the KEY SHARE lock
-    another transaction takes when it inserts an event that references the conversation (a
-    FOR UPDATE here deadlocks against that)."""
-    return session.scalars(
-        select(Conversation)
-        .where(Conversation.id == conversation_id)
-        .with_for_update(key_share=True)
-    ).first()
-
-
-def _progress(session: Session, conversation_id: str) -> int:
-    """Record the share of tasks done. The caller holds the conversation's lock, so concurrent
-    finishes are serialized and the percentages only grow."""
-    conv = session.get(Conversation, conversation_id)
-    tasks = task_rows(session, conversation_id)
-    percent = progress_of(tasks)
-    if conv is not None:
-        conv.progress = max(conv.progress or 0, 70 + int(30 * percent / 100))
-    events.record(
-        session,
-        conversation_id,
-        "post_transcription_progress",
-        {
-            "percent": percent,
-            "done": sorted(n for n, t in tasks.items() if t.status == DONE),
-            "failed": sorted(n for n, t in tasks.items() if t.status == FAILED),
-            "tasks": {n: t.status for n, t in tasks.items()},
-        },
-    )
-    return percent

@@ -29,8 +29,10 @@ from sqlalchemy import select
 from mina import audio, coverage, languages, vad
 from mina.db import session_scope
 from mina.errors import MinaError
-from mina.models import CHUNK_TERMINAL, CHUNK_TRANSCRIBED, Chunk, Conversation
-from mina.providers.transcription import TranscriptionResult
+from mina.models import Chunk, Conversation
+from mina.pipeline.chunk_state import TERMINAL as CHUNK_TERMINAL
+from mina.pipeline.chunk_state import TRANSCRIBED as CHUNK_TRANSCRIBED
+from mina.providers.base import TranscriptionResult
 from mina.settings import get_settings
 from mina.storage import Storage
 from mina.transcript import Segment, Word, segments_from_json

@@ -12,36 +12,23 @@ import json
 import logging
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
 from mina import audio, coverage, languages, metrics, resilience
-from mina.dispatch import Dispatcher
 from mina.errors import MinaError, NotFound, PermanentError, TransientError
 from mina.insights import features, speaker_model
-from mina.pipeline import barrier, heartbeat, seams
-from mina.pipeline import chunks as state
-from mina.providers import jobs
-from mina.providers.transcription import Transcriber, TranscriptionResult
+from mina.pipeline import barrier, heartbeat, provider_jobs, seams
+from mina.pipeline import chunk_state as state
+from mina.providers.base import JobProvider, TranscriptionResult
 from mina.resilience import CircuitOpen
-from mina.settings import Settings
+from mina.services import Services
 from mina.storage import Storage
 from mina.transcript import Segment
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Services:
-    """What the pipeline needs from the process: passed in by actors, tests and the CLI."""
-
-    settings: Settings
-    storage: Storage
-    dispatcher: Dispatcher
-    transcriber: Transcriber
 
 
 def normalized_key(conversation_id: str, index: int) -> str:
@@ -95,8 +82,8 @@ def run_chunk(chunk_id: str, svc: Services, *, last_try: bool = False) -> str:
     with beat:
         try:
             resilience.check(svc.transcriber.name, svc.settings)
-            if isinstance(svc.transcriber, jobs.JobProvider):  # async: a webhook finishes it
-                return jobs.submit(claim, svc, svc.transcriber)
+            if isinstance(svc.transcriber, JobProvider):  # async: a webhook finishes it
+                return provider_jobs.submit(claim, svc.settings, svc.storage, svc.transcriber)
             with tempfile.TemporaryDirectory(prefix="mina-chunk-") as tmp:
                 wav, duration = _normalized(svc.storage, claim, Path(tmp))
                 limit = piece_seconds(svc)

@@ -28,10 +28,12 @@ from mina.insights import analytics as analytics_mod
 from mina.insights import features, speaker_model
 from mina.insights.diarize import assign_speakers, diarize_features, diarize_file
 from mina.insights.schemas import RefinementResult, SummaryResult, TasksResult
-from mina.models import CHUNK_TRANSCRIBED, Chunk, Conversation
+from mina.models import Chunk, Conversation
 from mina.pipeline import runner
-from mina.pipeline.transcribe import Services, features_key, normalized_key
+from mina.pipeline.chunk_state import TRANSCRIBED as CHUNK_TRANSCRIBED
+from mina.pipeline.transcribe import features_key, normalized_key
 from mina.providers.language import LocalLanguage, get_language, with_rules
+from mina.services import Services
 from mina.settings import Settings
 from mina.transcript import Segment, segments_from_json
 
@@ -252,7 +254,7 @@ def refinement_task(conversation_id: str, svc: Services) -> dict[str, Any]:
     return _validated(RefinementResult, refined)
 
 
-def tasks_task(conversation_id: str, svc: Services) -> dict[str, Any]:
+def action_items_task(conversation_id: str, svc: Services) -> dict[str, Any]:
     """Action items on the raw transcript (beside diarization); their owners are settled on
     the diarized one before the reveal (mina.notes.settle)."""
     segments, conv = _transcript(conversation_id)
@@ -288,7 +290,7 @@ TASKS: dict[str, Callable[[str, Services], dict[str, Any]]] = {
     "diarize": diarize_task,
     "analytics": analytics_task,
     "refinement": refinement_task,
-    "tasks": tasks_task,
+    "tasks": action_items_task,
     "summary": summary_task,
 }
 

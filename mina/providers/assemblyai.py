@@ -26,8 +26,7 @@ import httpx2
 
 from mina import resilience
 from mina.errors import ConfigurationError, MinaError, PermanentError, TransientError
-from mina.providers.jobs import JobStatus, Webhook
-from mina.providers.transcription import TranscriptionResult
+from mina.providers.base import JobStatus, TranscriptionResult, Webhook
 from mina.settings import Settings
 from mina.transcript import Segment
 

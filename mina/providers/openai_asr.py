@@ -18,7 +18,7 @@ import openai
 
 from mina import resilience
 from mina.errors import ConfigurationError, MinaError, PermanentError, TransientError
-from mina.providers.transcription import TranscriptionResult
+from mina.providers.base import TranscriptionResult
 from mina.settings import Settings
 from mina.transcript import Segment
 

@@ -14,7 +14,7 @@ import wave
 from pathlib import Path
 
 from mina.errors import PermanentError, TransientError
-from mina.providers.transcription import TranscriptionResult
+from mina.providers.base import TranscriptionResult
 from mina.settings import Settings
 from mina.transcript import Segment
 

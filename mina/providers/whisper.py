@@ -20,7 +20,7 @@ import numpy as np
 from mina import coverage, vad
 from mina.audio import read_normalized, read_pcm
 from mina.errors import MinaError, PermanentError
-from mina.providers.transcription import TranscriptionResult
+from mina.providers.base import TranscriptionResult
 from mina.providers.whisper_models import model_path
 from mina.settings import Settings
 from mina.transcript import Segment, Word

@@ -184,7 +184,8 @@ def test_renaming_refuses_what_it_cannot_do(client: Any, workers: Any, talk: Mee
 
 def test_an_unreadable_tasks_row_does_not_block_the_reveal(clean_db: str) -> None:
     from mina import notes
-    from mina.models import DONE, RUNNING, TRANSCRIBED
+    from mina.pipeline.conversation_state import RUNNING, TRANSCRIBED
+    from mina.pipeline.task_state import DONE
 
     with session_scope() as s:
         conv = Conversation(token_hash="x" * 64, status=TRANSCRIBED, processing_status=RUNNING)

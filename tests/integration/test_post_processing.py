@@ -27,8 +27,9 @@ from mina import audio, probe
 from mina.db import session_scope
 from mina.dispatch import NullDispatcher
 from mina.errors import Conflict, PermanentError, TransientError
-from mina.models import TASK_NAMES, Chunk, Conversation, Event, PostTask
-from mina.pipeline import post, runner
+from mina.models import Chunk, Conversation, Event, PostTask
+from mina.pipeline import post, runner, task_state
+from mina.pipeline.task_state import NAMES as TASK_NAMES
 from mina.settings import get_settings
 from tests.fixtures.audio import Meeting, meeting
 from tests.fixtures.stack import OPERATOR, ROOT, bearer, wait_for
@@ -99,7 +100,7 @@ def wait_revealed(cid: str, count: int = 1, timeout: float = 120.0) -> Event:
 
 def tasks_of(cid: str) -> dict[str, PostTask]:
     with session_scope() as s:
-        return post.task_rows(s, cid)
+        return task_state.rows(s, cid)
 
 
 def conversation(cid: str) -> Conversation:
@@ -370,7 +371,7 @@ def test_concurrent_starts_and_reveals_have_one_winner(client: Any) -> None:
     assert not post.reveal(cid, get_settings())  # nothing ran yet
 
     def settle(s: Any) -> None:
-        for task in post.task_rows(s, cid).values():
+        for task in task_state.rows(s, cid).values():
             task.status = "failed" if task.name == "tasks" else "done"
 
     in_tx(settle)
@@ -389,7 +390,7 @@ def test_retry_reruns_the_chain_after_a_failed_step(client: Any) -> None:
     assert post.start(cid, NullDispatcher())
 
     def settle(s: Any) -> None:
-        for task in post.task_rows(s, cid).values():
+        for task in task_state.rows(s, cid).values():
             task.status = "failed" if task.name in ("merge", "diarize") else "done"
 
     in_tx(settle)
@@ -510,9 +511,9 @@ from mina import db
 from mina.settings import get_settings
 from mina.storage import build_storage
 from mina.dispatch import NullDispatcher
-from mina.pipeline.transcribe import Services
+from mina.services import Services
 from mina.pipeline.work import merge
-from mina.providers.transcription import get_transcriber
+from mina.providers import get_transcriber
 
 def rss_mb(field):
     for line in open("/proc/self/status"):
@@ -701,8 +702,9 @@ def test_diarize_reads_every_chunks_features_from_either_storage(
     one missing chunk means the merged audio is decoded instead (None here)."""
     from mina.insights import features
     from mina.pipeline import work
-    from mina.pipeline.transcribe import Services, features_key
-    from mina.providers.transcription import get_transcriber
+    from mina.pipeline.transcribe import features_key
+    from mina.providers import get_transcriber
+    from mina.services import Services
     from mina.storage import LocalStorage
 
     storage = (

@@ -16,8 +16,9 @@ from sqlalchemy import select
 from mina import conversations, events
 from mina.db import session_scope, utcnow
 from mina.dispatch import NullDispatcher
-from mina.models import TASK_NAMES, Chunk, Conversation, PostTask
+from mina.models import Chunk, Conversation, PostTask
 from mina.pipeline import finish as finish_service
+from mina.pipeline.task_state import NAMES as TASK_NAMES
 from mina.repair import Repair
 from mina.settings import get_settings
 from mina.storage import LocalStorage, Storage, build_storage
@@ -75,7 +76,9 @@ def test_idle_conversation_is_finished_at_the_timeout_and_not_a_second_before(
     assert jobs.auto_finish(now=last + timeout - timedelta(seconds=1)) == 0
     assert status(client, cid, auth)["is_finished"] is False
     # Under the row lock the idle check is repeated: activity after the cutoff keeps it open.
-    out = finish_service.finish(cid, None, jobs.dispatcher, idle_before=last - timedelta(seconds=1))
+    out = finish_service.finish_conversation(
+        cid, None, jobs.dispatcher, idle_before=last - timedelta(seconds=1)
+    )
     assert out["changed"] is False and status(client, cid, auth)["is_finished"] is False
 
     assert jobs.auto_finish(now=last + timeout) == 1
@@ -155,7 +158,7 @@ def test_lost_barrier_and_lost_reveal_callback_still_end_revealed(
     # The participant's finish committed, then its process died before the group and the
     # barrier: finished, every chunk terminal, and nothing left that would run the barrier.
     with session_scope() as s:
-        conversations.finish(s, cid)
+        finish_service.mark_finished(s, cid)
     assert status(client, cid, auth)["is_all_chunks_transcribed"] is False
     jobs = repair()
 

@@ -13,7 +13,8 @@ from sqlalchemy import select, update
 from mina.db import session_scope, utcnow
 from mina.memory import retention
 from mina.memory.models import AudioErasure
-from mina.models import RUNNING, Conversation, Event
+from mina.models import Conversation, Event
+from mina.pipeline.conversation_state import RUNNING
 from mina.settings import get_settings
 from mina.storage import build_storage
 from tests.fixtures.memory import revealed, seg, with_audio

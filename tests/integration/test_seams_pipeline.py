@@ -16,7 +16,7 @@ from mina import synth
 from mina.db import session_scope
 from mina.models import Chunk
 from mina.pipeline import seams
-from mina.providers.transcription import get_transcriber
+from mina.providers import get_transcriber
 from mina.providers.whisper import samples_of
 from mina.settings import get_settings
 from mina.storage import build_storage

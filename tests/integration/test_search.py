@@ -114,7 +114,8 @@ def test_a_rename_is_searchable_by_the_new_name(client: Any) -> None:
 
 
 def test_a_second_reveal_indexes_again_without_duplicates(client: Any) -> None:
-    from mina.models import RUNNING, Conversation
+    from mina.models import Conversation
+    from mina.pipeline.conversation_state import RUNNING
 
     cid, _ = revealed(client, [seg(0.0, "One utterance only.")])
     with session_scope() as s:

@@ -14,8 +14,9 @@ import pytest
 
 from mina import coverage
 from mina.dispatch import NullDispatcher
-from mina.pipeline.transcribe import Services, run_chunk
-from mina.providers.transcription import TranscriptionResult
+from mina.pipeline.transcribe import run_chunk
+from mina.providers.base import TranscriptionResult
+from mina.services import Services
 from mina.settings import get_settings
 from mina.storage import build_storage
 from mina.transcript import Segment, Word

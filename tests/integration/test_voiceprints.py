@@ -22,8 +22,11 @@ from mina.insights.diarize import assign_speakers, diarize_file
 from mina.memory import voiceprints
 from mina.memory.models import Utterance
 from mina.memory.people import Person, VoiceMatch, Voiceprint
-from mina.models import DONE, RUNNING, TASK_NAMES, TRANSCRIBED, Conversation, Event, PostTask
+from mina.models import Conversation, Event, PostTask
 from mina.pipeline import post
+from mina.pipeline.conversation_state import RUNNING, TRANSCRIBED
+from mina.pipeline.task_state import DONE
+from mina.pipeline.task_state import NAMES as TASK_NAMES
 from mina.settings import get_settings
 from mina.synth import Line, Voice, default_meeting_lines, make_meeting
 from mina.transcript import Segment

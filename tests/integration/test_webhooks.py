@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from mina.db import session_scope
 from mina.dispatch import NullDispatcher
 from mina.models import Conversation, WebhookDelivery
-from mina.providers import jobs
+from mina.pipeline import provider_jobs as jobs
 from mina.providers.assemblyai import WEBHOOK_HEADER
 from mina.settings import get_settings
 from mina.webhooks import token

@@ -1,7 +1,10 @@
-"""State changes of one chunk: claim with a lease, complete, fail, release for a retry.
+"""The chunk's state machine (`chunk.status`): every transition, and every write of the lease
+and provider-job fields, is here; no other module writes them (tests/unit/test_state_owners.py).
 
-Every change is a conditional UPDATE, so a duplicate or concurrent message for the same chunk
-does nothing: only the holder of the current claim (its attempt number) may finish it.
+Every change is a conditional UPDATE whose condition comes from `MACHINE`, so a duplicate or
+concurrent message for the same chunk does nothing: only the holder of the current claim (its
+attempt number) may finish it. Changes the scheduler makes on rows it locked (`give_up`,
+`requeue_stalled`) check the table too. The event of a change is recorded in its transaction.
 
 A claim's lease is short (`heartbeat_timeout_seconds`) and renewed by the worker's heartbeat
 (`renew_lease`, mina.pipeline.heartbeat) up to `lease_seconds` after the claim: a dead worker's
@@ -11,8 +14,10 @@ chunk is taken back in seconds, a long chunk keeps its long limit.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
@@ -21,22 +26,69 @@ from sqlalchemy.orm import Session
 
 from mina import events
 from mina.db import session_scope, utcnow
-from mina.models import (
-    CHUNK_FAILED,
-    CHUNK_TERMINAL,
-    CHUNK_TRANSCRIBED,
-    PROCESSING,
-    QUEUED,
-    Chunk,
-    Conversation,
-)
+from mina.models import Chunk, Conversation
 from mina.pipeline import heartbeat
+from mina.pipeline.machine import Machine, Transition
 from mina.settings import Settings
 from mina.transcript import Segment
 
 log = logging.getLogger(__name__)
 
-TRANSIENT, PERMANENT = "transient", "permanent"
+TRANSIENT, PERMANENT = "transient", "permanent"  # chunk.error_kind
+
+
+class ChunkStatus(StrEnum):
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    TRANSCRIBED = "transcribed"
+    FAILED = "failed"
+
+
+QUEUED, PROCESSING = ChunkStatus.QUEUED, ChunkStatus.PROCESSING
+TRANSCRIBED, FAILED = ChunkStatus.TRANSCRIBED, ChunkStatus.FAILED
+TERMINAL: tuple[str, ...] = (TRANSCRIBED, FAILED)
+
+MACHINE = Machine(
+    name="chunk",
+    column="chunk.status",
+    states=ChunkStatus,
+    initial=QUEUED,
+    terminal=(TRANSCRIBED, FAILED),
+    transitions=(
+        Transition(
+            "claim",
+            (QUEUED, PROCESSING),
+            (PROCESSING,),
+            "a worker takes it; a processing chunk only once its lease expired",
+        ),
+        Transition(
+            "complete", (PROCESSING,), (TRANSCRIBED,), "the claim's holder stores the words"
+        ),
+        Transition(
+            "fail", (PROCESSING,), (FAILED,), "the holder: a permanent error, or the last try"
+        ),
+        Transition(
+            "release",
+            (PROCESSING,),
+            (QUEUED,),
+            "the holder: a transient error, or the provider's circuit is open",
+        ),
+        Transition(
+            "requeue_stalled",
+            (QUEUED, PROCESSING),
+            (QUEUED,),
+            "scheduler: queued too long, or its lease expired",
+        ),
+        Transition(
+            "give_up",
+            (QUEUED, PROCESSING),
+            (FAILED,),
+            "scheduler: the attempt cap, or a provider job without news",
+        ),
+        Transition("reclaim_inflight", (PROCESSING,), (QUEUED,), "start of the embedded process"),
+        Transition("retry", (FAILED,), (QUEUED,), "operator retry (fresh attempt budget)"),
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -57,10 +109,8 @@ def claim(chunk_id: str, settings: Settings) -> Claim | None:
             update(Chunk)
             .where(
                 Chunk.id == chunk_id,
-                or_(
-                    Chunk.status == QUEUED,
-                    and_(Chunk.status == PROCESSING, Chunk.lease_until < now),
-                ),
+                Chunk.status.in_(MACHINE.sources("claim")),
+                or_(Chunk.status == QUEUED, Chunk.lease_until < now),
             )
             .values(
                 status=PROCESSING,
@@ -111,7 +161,11 @@ def extend_lease(c: Claim, settings: Settings) -> None:
 
 
 def _mine(c: Claim) -> Any:
+    """The chunk, still under this claim (the condition of every change its holder makes)."""
     return and_(Chunk.id == c.chunk_id, Chunk.status == PROCESSING, Chunk.attempts == c.attempt)
+
+
+held = _mine
 
 
 def complete(
@@ -124,7 +178,7 @@ def complete(
     now = utcnow()
     with session_scope() as session:
         values: dict[str, Any] = {
-            "status": CHUNK_TRANSCRIBED,
+            "status": TRANSCRIBED,
             "text": text,
             "segments": [s.model_dump(exclude_none=True) for s in segments],
             # SQL NULL, not JSON null (SQLAlchemy's JSON writes None as 'null')
@@ -164,9 +218,7 @@ def fail(c: Claim, error: str, kind: str) -> bool:
         done = session.execute(
             update(Chunk)
             .where(_mine(c))
-            .values(
-                status=CHUNK_FAILED, error=error, error_kind=kind, finished_at=now, lease_until=None
-            )
+            .values(status=FAILED, error=error, error_kind=kind, finished_at=now, lease_until=None)
         )
         if done.rowcount != 1:  # type: ignore[attr-defined]
             return False
@@ -219,8 +271,9 @@ def release(c: Claim, error: str, *, wait_seconds: float | None = None) -> bool:
 
 
 def give_up(session: Session, chunk: Chunk, reason: str) -> None:
-    """Fail a chunk that is not held by anyone (the scheduler's attempt cap)."""
-    chunk.status = CHUNK_FAILED
+    """Fail a chunk the scheduler locked: the attempt cap, or a provider job without news."""
+    MACHINE.check("give_up", chunk.status, FAILED)
+    chunk.status = FAILED
     chunk.error = reason
     chunk.error_kind = PERMANENT
     chunk.finished_at = utcnow()
@@ -241,7 +294,7 @@ def update_progress(session: Session, conversation_id: str) -> None:
         return
     base = select(func.count()).select_from(Chunk).where(Chunk.conversation_id == conversation_id)
     total = session.scalar(base) or 0
-    terminal = session.scalar(base.where(Chunk.status.in_(CHUNK_TERMINAL))) or 0
+    terminal = session.scalar(base.where(Chunk.status.in_(TERMINAL))) or 0
     expected = max(total, conv.expected_chunks or 0)
     conv.progress = int(70 * terminal / expected) if expected else 0
 
@@ -252,11 +305,73 @@ def current_claim(chunk_id: str) -> Claim | None:
         chunk = session.get(Chunk, chunk_id)
         if chunk is None or chunk.status != PROCESSING:
             return None
-        return Claim(
-            chunk.id,
-            chunk.conversation_id,
-            chunk.index,
-            chunk.attempts,
-            chunk.storage_key,
-            chunk.started_at,
+        return claim_of(chunk)
+
+
+def requeue_stalled(chunk: Chunk, stamp: datetime) -> None:
+    """Back to `queued` (the scheduler, on a row it locked): queued too long, or its lease
+    expired. `queued_at` is the stamp, so no new dispatch before the delay, whoever claims it."""
+    MACHINE.check("requeue_stalled", chunk.status, QUEUED)
+    chunk.status, chunk.lease_until, chunk.queued_at = QUEUED, None, stamp
+
+
+def reclaim_inflight(session: Session) -> int:
+    """At start of the sole embedded process nothing else can hold a lease: processing chunks
+    go back to the queue. Returns how many."""
+    return int(
+        session.execute(
+            update(Chunk)
+            .where(Chunk.status.in_(MACHINE.sources("reclaim_inflight")))
+            .values(status=QUEUED, lease_until=None)
+            .execution_options(synchronize_session=False)
+        ).rowcount  # type: ignore[attr-defined]
+    )
+
+
+def retry(chunks: Sequence[Chunk], now: datetime) -> None:
+    """Operator retry of failed chunks (rows the caller locked): queued with a fresh attempt
+    budget. The last error stays until the chunk succeeds; the caller records the event."""
+    for c in chunks:
+        MACHINE.check("retry", c.status, QUEUED)
+        c.status = QUEUED
+        c.attempts = 0
+        c.queued_at = now
+        c.started_at = None
+        c.finished_at = None
+        c.lease_until = None
+
+
+def submitted(c: Claim, provider: str, job_id: str, lease_until: datetime) -> bool:
+    """An async provider's job now holds the claimed chunk (it stays `processing`, its lease
+    long enough for the job). False if the claim was lost meanwhile."""
+    now = utcnow()
+    with session_scope() as session:
+        kept = session.execute(
+            update(Chunk)
+            .where(_mine(c))
+            .values(
+                provider=provider,
+                provider_job_id=job_id,
+                provider_submitted_at=now,
+                provider_polls=0,
+                lease_until=lease_until,
+            )
         )
+    return kept.rowcount == 1  # type: ignore[attr-defined]
+
+
+def count_poll(chunk: Chunk) -> int:
+    """One more poll of the provider job holding `chunk` (a row the caller locked)."""
+    chunk.provider_polls += 1
+    return chunk.provider_polls
+
+
+def claim_of(chunk: Chunk) -> Claim:
+    return Claim(
+        chunk.id,
+        chunk.conversation_id,
+        chunk.index,
+        chunk.attempts,
+        chunk.storage_key,
+        chunk.started_at,
+    )

@@ -1,10 +1,11 @@
 """Asynchronous provider jobs (AssemblyAI): submit, complete on a webhook, poll when none came.
 
 The chunk waits in `processing` while the provider works: `provider`, `provider_job_id` and
-`provider_submitted_at` are set, and the lease is long enough (job timeout + lease) that the
-scheduler's stalled-chunk job leaves it alone. A webhook stores a delivery and queues
-`complete_provider_job`, which fetches the transcript and finishes the chunk with the same
-state functions as the synchronous path (mina.pipeline.chunks), then runs the barrier.
+`provider_submitted_at` are set (mina.pipeline.chunk_state.submitted), and the lease is long
+enough (job timeout + lease) that the scheduler's stalled-chunk job leaves it alone. A webhook
+stores a delivery and queues `complete_provider_job`, which fetches the transcript and finishes
+the chunk with the same state functions as the synchronous path (mina.pipeline.chunk_state),
+then runs the barrier. The provider's side (its interface, its client) is mina.providers.
 
 `poll_overdue` is the scheduler's fallback: a job without news is polled at
 `provider_job_timeout_seconds / provider_job_max_polls` intervals; after the last poll it fails
@@ -15,62 +16,29 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import and_, or_, select, update
 
 from mina import metrics, webhooks
 from mina.db import session_scope, utcnow
 from mina.dispatch import Dispatcher
 from mina.errors import PermanentError, TransientError, ValidationError
-from mina.models import PENDING, PROCESSING, Chunk, WebhookDelivery
+from mina.models import Chunk, WebhookDelivery
 from mina.pipeline import barrier
-from mina.pipeline import chunks as state
+from mina.pipeline import chunk_state as state
+from mina.pipeline.chunk_state import PROCESSING
+from mina.providers import job_provider
+from mina.providers.base import JobProvider, JobStatus, Webhook
 from mina.resilience import CircuitOpen
 from mina.settings import Settings
 from mina.storage import Storage
-from mina.transcript import Segment
-
-if TYPE_CHECKING:
-    from mina.pipeline.transcribe import Services
+from mina.webhooks import DeliveryStatus
 
 log = logging.getLogger(__name__)
 
-TRANSCRIBED, FAILED, WAITING, UNKNOWN = "transcribed", "failed", "pending", "unknown"
-
-
-@dataclass(frozen=True)
-class Webhook:
-    url: str
-    token: str
-
-
-@dataclass(frozen=True)
-class JobStatus:
-    status: str  # queued, processing, completed, error
-    segments: list[Segment] | None = None
-    error: str | None = None
-
-
-@runtime_checkable
-class JobProvider(Protocol):
-    name: str
-
-    def upload(self, stream: BinaryIO) -> str: ...
-
-    def submit(self, audio_url: str, language: str | None, webhook: Webhook | None) -> str: ...
-
-    def fetch(self, job_id: str) -> JobStatus: ...
-
-
-def job_provider(name: str, settings: Settings) -> JobProvider:
-    if name == "assemblyai":
-        from mina.providers.assemblyai import AssemblyAITranscriber
-
-        return AssemblyAITranscriber(settings)
-    raise PermanentError(f"no asynchronous provider named {name!r}")
+# What handling a job's news came to (not a state of the chunk: an answer to the caller).
+FINISHED_OK, FINISHED_FAILED, NOT_DONE, NO_CHUNK = "transcribed", "failed", "pending", "unknown"
 
 
 def _audio_url(provider: JobProvider, storage: Storage, key: str, settings: Settings) -> str:
@@ -81,10 +49,9 @@ def _audio_url(provider: JobProvider, storage: Storage, key: str, settings: Sett
             return provider.upload(stream)
 
 
-def submit(claim: state.Claim, svc: Services, provider: JobProvider) -> str:
+def submit(claim: state.Claim, s: Settings, storage: Storage, provider: JobProvider) -> str:
     """Start the provider's job for a claimed chunk and leave the chunk waiting for it."""
-    s = svc.settings
-    url = _audio_url(provider, svc.storage, claim.storage_key, s)
+    url = _audio_url(provider, storage, claim.storage_key, s)
     hook = None
     if s.webhook_secret:
         hook = Webhook(
@@ -92,21 +59,8 @@ def submit(claim: state.Claim, svc: Services, provider: JobProvider) -> str:
             token=webhooks.token(s.webhook_secret, provider.name, claim.chunk_id),
         )
     job_id = provider.submit(url, s.language, hook)
-    now = utcnow()
-    with session_scope() as session:
-        kept = session.execute(
-            update(Chunk)
-            .where(_held(claim))
-            .values(
-                provider=provider.name,
-                provider_job_id=job_id,
-                provider_submitted_at=now,
-                provider_polls=0,
-                lease_until=now
-                + timedelta(seconds=s.provider_job_timeout_seconds + s.lease_seconds),
-            )
-        )
-    if kept.rowcount != 1:  # type: ignore[attr-defined]
+    lease = utcnow() + timedelta(seconds=s.provider_job_timeout_seconds + s.lease_seconds)
+    if not state.submitted(claim, provider.name, job_id, lease):
         log.warning("chunk %s: claim lost while submitting; job %s ignored", claim.chunk_id, job_id)
         return "skipped"
     log.info(
@@ -120,12 +74,6 @@ def submit(claim: state.Claim, svc: Services, provider: JobProvider) -> str:
     return "submitted"
 
 
-def _held(claim: state.Claim) -> ColumnElement[bool]:
-    return and_(
-        Chunk.id == claim.chunk_id, Chunk.status == PROCESSING, Chunk.attempts == claim.attempt
-    )
-
-
 def complete_job(
     provider_name: str, job_id: str, settings: Settings, dispatcher: Dispatcher
 ) -> str:
@@ -135,10 +83,8 @@ def complete_job(
             select(Chunk).where(Chunk.provider == provider_name, Chunk.provider_job_id == job_id)
         ).first()
         if chunk is None or chunk.status != PROCESSING:
-            return UNKNOWN
-        claim = state.Claim(
-            chunk.id, chunk.conversation_id, chunk.index, chunk.attempts, chunk.storage_key
-        )
+            return NO_CHUNK
+        claim = state.claim_of(chunk)
         started = chunk.started_at
     try:
         job = job_provider(provider_name, settings).fetch(job_id)
@@ -150,11 +96,11 @@ def complete_job(
                 seconds = (utcnow() - started).total_seconds()
                 metrics.CHUNK_SECONDS.labels(provider_name).observe(seconds)
             barrier.settle(claim.conversation_id, dispatcher)
-        return TRANSCRIBED
+        return FINISHED_OK
     if job.status == "error":
         _fail(claim, f"{provider_name} job {job_id}: {job.error}", state.PERMANENT, dispatcher)
-        return FAILED
-    return WAITING
+        return FINISHED_FAILED
+    return NOT_DONE
 
 
 def _fail(claim: state.Claim, error: str, kind: str, dispatcher: Dispatcher) -> None:
@@ -167,17 +113,20 @@ def complete_delivery(delivery_id: int, settings: Settings, dispatcher: Dispatch
     """The `complete_provider_job` actor: act on one stored webhook, once."""
     with session_scope() as session:
         delivery = session.get(WebhookDelivery, delivery_id)
-        if delivery is None or delivery.status != PENDING:
+        if delivery is None or delivery.status != DeliveryStatus.PENDING:
             return "skipped"
         provider, body = delivery.provider, delivery.body
     job_id = str(json.loads(body)["transcript_id"])
     outcome = complete_job(provider, job_id, settings, dispatcher)  # TransientError: retried
-    status = "ignored" if outcome == UNKNOWN else "done"
+    status = DeliveryStatus.IGNORED if outcome == NO_CHUNK else DeliveryStatus.DONE
     with session_scope() as session:
         session.execute(
             update(WebhookDelivery)
-            .where(WebhookDelivery.id == delivery_id, WebhookDelivery.status == PENDING)
-            .values(status=status, error=None if outcome != UNKNOWN else "no chunk waits for it")
+            .where(
+                WebhookDelivery.id == delivery_id,
+                WebhookDelivery.status == DeliveryStatus.PENDING,
+            )
+            .values(status=status, error=None if outcome != NO_CHUNK else "no chunk waits for it")
         )
     log.info("webhook %s for %s job %s: chunk %s", delivery_id, provider, job_id, outcome)
     return outcome
@@ -191,10 +140,10 @@ def poll_chunk(chunk_id: str, settings: Settings, dispatcher: Dispatcher) -> str
     with session_scope() as session:
         chunk = session.get(Chunk, chunk_id)
         if chunk is None or chunk.status != PROCESSING:
-            return UNKNOWN
+            return NO_CHUNK
         provider, job_id = chunk.provider, chunk.provider_job_id
     if not provider or not job_id:
-        return UNKNOWN
+        return NO_CHUNK
     return complete_job(provider, job_id, settings, dispatcher)
 
 
@@ -224,10 +173,10 @@ def poll_overdue(settings: Settings, dispatcher: Dispatcher, now: datetime | Non
         except CircuitOpen:
             continue  # the provider is known to be down: not a poll
         except TransientError as exc:
-            outcome, error = WAITING, f" (last poll: {exc})"
-        if outcome == WAITING:
+            outcome, error = NOT_DONE, f" (last poll: {exc})"
+        if outcome == NOT_DONE:
             changed += _count_poll(provider, job_id, settings, dispatcher, error)
-        elif outcome != UNKNOWN:
+        elif outcome != NO_CHUNK:
             changed += 1
     return changed
 
@@ -247,11 +196,8 @@ def _count_poll(
         ).first()
         if chunk is None:
             return 0
-        chunk.provider_polls += 1
-        polls = chunk.provider_polls
-        claim = state.Claim(
-            chunk.id, chunk.conversation_id, chunk.index, chunk.attempts, chunk.storage_key
-        )
+        polls = state.count_poll(chunk)
+        claim = state.claim_of(chunk)
     if polls < settings.provider_job_max_polls:
         log.info("chunk %s: %s job %s not done at poll %d", claim.chunk_id, provider, job_id, polls)
         return 1
@@ -273,7 +219,10 @@ def redeliver_pending(settings: Settings, dispatcher: Dispatcher, now: datetime)
         ids = list(
             session.scalars(
                 select(WebhookDelivery.id)
-                .where(WebhookDelivery.status == PENDING, WebhookDelivery.received_at <= cutoff)
+                .where(
+                    WebhookDelivery.status == DeliveryStatus.PENDING,
+                    WebhookDelivery.received_at <= cutoff,
+                )
                 .order_by(WebhookDelivery.id)
                 .limit(settings.scheduler_batch_size)
             )
