@@ -7,8 +7,10 @@ import datetime as dt
 import pytest
 
 from mina.insights import dates
-from mina.insights.language import extract_tasks, refine, summarize
+from mina.insights.refine import refine
 from mina.insights.schemas import RefinementResult, SummaryResult, TasksResult
+from mina.insights.summary import summarize
+from mina.insights.tasks import extract_tasks
 from mina.transcript import Segment
 
 MONDAY = dt.date(2026, 11, 23)
