@@ -4,7 +4,9 @@
    it, a CAM++ embedding per window. Transcription computes them chunk by chunk; `diarize`
    and `diarize_file` compute them here, block by block, for audio that has none.
 2. Clustering (`mina.insights.clustering`): average-linkage agglomerative clustering on cosine
-   similarity, cut at a calibrated threshold (the number of speakers) or into `num_speakers`.
+   similarity, cut at a calibrated threshold (the number of speakers), or, with the number
+   given (`num_speakers`, or `at_least` people who introduced themselves when the voices
+   alone give fewer), partitioned into that many (spectral clustering).
 3. Every 20 ms of speech takes the speaker whose centroid is most similar, on average, to the
    windows that cover it; runs shorter than MIN_TURN join their longer neighbour, and turns of
    one speaker separated by less than JOIN_GAP_SECONDS are joined. Speakers are named S1, S2,
@@ -174,9 +176,14 @@ def diarize_features(
     num_speakers: int | None = None,
     max_speakers: int = 6,
     threshold: float | None = None,
+    at_least: int | None = None,
 ) -> DiarizationResult:
     """Diarization of precomputed features (see `features.of_samples`, `features.assemble`);
-    `threshold` replaces `clustering.RHO` (calibration in bench/speakers.py)."""
+    `threshold` replaces `clustering.RHO` (calibration in bench/speakers.py). `at_least`: the
+    number of people the transcript shows (`names.introduced_people`); when the voices alone
+    give fewer and no `num_speakers` is given, the windows are partitioned into that many (at
+    most `max_speakers`), as if it had been given: two close voices the count cannot tell
+    apart are still two people when each said who they are."""
     if (num_speakers is not None and num_speakers < 1) or max_speakers < 1:
         raise ValueError("num_speakers and max_speakers must be at least 1")
     if len(f) == 0:
@@ -185,6 +192,11 @@ def diarize_features(
     units = _units(stretch)
     labels = clustering.cluster(f.embeddings, units, num_speakers, max_speakers, threshold)
     k = int(labels.max()) + 1
+    floor = min(at_least or 0, max_speakers)
+    if num_speakers is None and k < floor:
+        log.info("%d voices found, %d people introduced themselves: %d speakers", k, floor, floor)
+        labels = clustering.cluster(f.embeddings, units, floor, max_speakers)
+        k = int(labels.max()) + 1
     window_labels = _viterbi(f, labels, k, stretch)
     grid = _smooth(_grid_labels(f, window_labels))
     turns = _turns(grid)
@@ -219,7 +231,11 @@ def diarize(
 
 
 def diarize_file(
-    path: str, model: Embedder, num_speakers: int | None = None, max_speakers: int = 6
+    path: str,
+    model: Embedder,
+    num_speakers: int | None = None,
+    max_speakers: int = 6,
+    at_least: int | None = None,
 ) -> DiarizationResult:
     """Diarize an audio file decoded by ffmpeg in blocks: an hour never sits in memory."""
     cmd = ["ffmpeg", "-v", "error", "-nostdin", "-i", path]
@@ -233,7 +249,7 @@ def diarize_file(
         error = proc.stderr.read().decode(errors="replace").strip()
     if proc.returncode != 0:
         raise PermanentError(f"cannot decode audio for diarization: {error[-300:]}")
-    return diarize_features(feat.assemble(parts), num_speakers, max_speakers)
+    return diarize_features(feat.assemble(parts), num_speakers, max_speakers, at_least=at_least)
 
 
 __all__ = ["assign_speakers", "diarize", "diarize_features", "diarize_file"]

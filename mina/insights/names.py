@@ -214,6 +214,14 @@ def learn(segments: Sequence[Segment]) -> list[Learned]:
     return sorted(out, key=lambda learned: learned.speaker)
 
 
+def introduced_people(segments: Sequence[Segment]) -> int:
+    """How many people introduce themselves in `segments` (speakers or not): distinct names
+    given as one's own, spellings of one name as heard counted once ("Sofia", "Sophia").
+    Diarization takes it as a lower bound on the number of voices (`diarize_features`)."""
+    found = [n for seg in segments for n in introduced(seg.text)]
+    return len(set(spellings(found).values()))
+
+
 def mentioned(segments: Sequence[Segment]) -> set[str]:
     """Names said at least twice (any spelling of the same `sound`): a name said once that
     nobody answers to may be a misheard word ("Name, can you ...")."""

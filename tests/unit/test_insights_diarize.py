@@ -384,3 +384,30 @@ def test_spectral_partition_follows_close_groups_not_the_largest_spread() -> Non
     agree = max(np.mean(got == truth), np.mean(got != truth))
     assert agree >= 0.95
     assert clustering.spectral(u, 2) is not None and np.array_equal(clustering.spectral(u, 2), got)
+
+
+def test_people_who_introduced_themselves_are_a_floor_on_the_speakers(
+    three_features: features.Features,
+) -> None:
+    found = diarize_features(three_features)
+    assert found.speakers == 3
+    assert diarize_features(three_features, at_least=2) == found  # already as many voices
+    more = diarize_features(three_features, at_least=4)
+    assert more.speakers == 4
+    assert diarize_features(three_features, at_least=4, max_speakers=3).speakers == 3
+    assert diarize_features(three_features, num_speakers=2, at_least=4).speakers == 2
+
+
+def test_people_introduced_are_counted_once_per_name_as_heard() -> None:
+    from mina.insights.names import introduced_people
+
+    said = [
+        "Hi everyone, I'm Sofia.",
+        "Hello, this is Omar.",
+        "Thanks Omar, I'm going to share my screen.",
+        "Sophia here again, I'm Sophia.",
+        "It's Monday, I'm sure we can start.",
+    ]
+    segments = [Segment(start=i, end=i + 1, text=t) for i, t in enumerate(said)]
+    assert introduced_people(segments) == 2
+    assert introduced_people([]) == 0
