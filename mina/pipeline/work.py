@@ -25,7 +25,7 @@ from mina import audio, events, languages, results
 from mina.db import session_scope
 from mina.errors import NotFound, PermanentError, TransientError
 from mina.insights import analytics as analytics_mod
-from mina.insights import features, speaker_model
+from mina.insights import features, names, speaker_model
 from mina.insights.diarize import assign_speakers, diarize_features, diarize_file
 from mina.insights.schemas import RefinementResult, SummaryResult, TasksResult
 from mina.models import Chunk, Conversation
@@ -145,10 +145,13 @@ def diarize_task(conversation_id: str, svc: Services) -> dict[str, Any]:
         labels = sorted({s.speaker for s in segments if s.speaker})
         return {"source": "provider", "speakers": len(labels), "segments": _dump(segments)}
     most = svc.settings.max_speakers
+    at_least = names.introduced_people(segments)  # people who said who they are
     kept = _chunk_features(svc, chunks)
     source = "chunks" if kept is not None else "merged audio"
     if kept is not None:
-        found = diarize_features(kept, num_speakers=speakers_hint, max_speakers=most)
+        found = diarize_features(
+            kept, num_speakers=speakers_hint, max_speakers=most, at_least=at_least
+        )
     else:
         if not key:
             raise PermanentError("merged audio is not available (merge failed)")
@@ -158,7 +161,7 @@ def diarize_task(conversation_id: str, svc: Services) -> dict[str, Any]:
             if path is None:
                 path = Path(tmp) / "merged.ogg"
                 svc.storage.download(key, path)
-            found = diarize_file(str(path), model, speakers_hint, most)
+            found = diarize_file(str(path), model, speakers_hint, most, at_least)
     for chunk in chunks:  # derived; a later run decodes the merged audio
         svc.storage.delete(features_key(conversation_id, chunk.index))
     labelled = assign_speakers(segments, found.turns)
