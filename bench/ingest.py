@@ -33,6 +33,10 @@ About 3 minutes with the defaults (the real cadence alone takes `--rounds` perio
 Usage: .venv/bin/python bench/ingest.py [--clients 50] [--period 30] [--rounds 3]
        [--fast-period 3 (0: skip)] [--fast-rounds 10] [--webhook-period 0.5 (0: skip)]
        [--webhook-rounds 20] [--redis-db 14] [--seed 1] [--json]
+       [--uploads-only] (the paced phases, uploads and /healthz only: 500 recorders at the real
+       cadence with `--clients 500 --uploads-only --fast-period 0`)
+       [--breakdown] (per upload, inside the web process: container probe, blob write, SQL
+       statements, commits, Redis calls, each with its mean time)
 """
 
 from __future__ import annotations
@@ -367,6 +371,45 @@ def report(
     return row
 
 
+BREAKDOWN = (
+    ("probe", "probe_s", "container probe"),
+    ("store", "store_s", "blob write"),
+    ("sql", "sql_s", "SQL statements"),
+    ("commits", "commit_s", "commits"),
+    ("redis", "redis_s", "Redis calls (enqueue)"),
+)
+
+
+def breakdown_totals(stats_dir: Path) -> dict[str, float]:
+    """What the web process counted so far (bench/probe_site/sitecustomize.py)."""
+    out: dict[str, float] = {}
+    for path in stats_dir.glob("*.json"):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        for key, value in data.items():
+            if isinstance(value, int | float):
+                out[key] = out.get(key, 0.0) + value
+    return out
+
+
+def print_breakdown(
+    before: dict[str, float], after: dict[str, float], uploads: int, got: Samples
+) -> None:
+    mean = sum(got.latency) / len(got.latency) * 1000
+    print(f"  where an upload's time goes, means over {uploads} uploads (acknowledged in "
+          f"{mean:.1f} ms on average, from the scheduled send):")  # fmt: skip
+    accounted = 0.0
+    for calls, seconds, label in BREAKDOWN:
+        n = (after.get(calls, 0.0) - before.get(calls, 0.0)) / uploads
+        ms = (after.get(seconds, 0.0) - before.get(seconds, 0.0)) / uploads * 1000
+        accounted += ms
+        print(f"    {label:24} {n:5.1f} per upload  {ms:6.2f} ms")
+    print(f"    {'the rest':24} {'':19}{mean - accounted:6.2f} ms (HTTP, parsing, spooling, "
+          "authorization's hashing, queueing for a thread, Python)")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--clients", type=int, default=50, help="concurrent recorders")
@@ -388,6 +431,18 @@ def main() -> None:
         "the request",
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    parser.add_argument(
+        "--uploads-only",
+        action="store_true",
+        help="the paced phases with uploads and /healthz only (no webhooks), no other phase: "
+        "e.g. --clients 500 --uploads-only for 500 recorders at the real cadence",
+    )
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="count inside the web process, per upload, the container probe, the blob write, "
+        "SQL statements, commits and Redis calls with their time (bench/probe_site)",
+    )
     args = parser.parse_args()
 
     import redis
@@ -412,6 +467,11 @@ def main() -> None:
         "MINA_DB_POOL_SIZE": "20",
         "MINA_DB_MAX_OVERFLOW": "50",
     }
+    stats_dir = work / "io"
+    if args.breakdown:
+        stats_dir.mkdir()
+        env["MINA_BENCH_STATS_DIR"] = str(stats_dir)
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "bench" / "probe_site"), str(ROOT)])
     port = free_port()
     server = start_server(env, port, work / "gunicorn.log")
     rng = random.Random(args.seed)
@@ -432,29 +492,32 @@ def main() -> None:
 
         def mixed(period: float, rounds: int, tag: str, title: str) -> None:
             req.new_conversations(n, tag)
+            hook = "" if args.uploads_only else f", its webhook {period / 2:g} s later"
             print(
-                f"{title}: each recorder one upload every {period:g} s, its webhook "
-                f"{period / 2:g} s later, /healthz in between; {rounds} rounds, random phase "
-                f"({n / period:.1f} uploads/s offered)",
+                f"{title}: each recorder one upload every {period:g} s{hook}, /healthz in "
+                f"between; {rounds} rounds, random phase ({n / period:.1f} uploads/s offered)",
                 flush=True,
             )
-            got = paced(
-                port,
-                n,
-                period,
-                rounds,
-                {
-                    "upload": (0.0, req.upload),
-                    "healthz": (0.25, req.healthz),
-                    "webhook": (0.5, req.webhook),
-                },
-                rng,
-            )
+            streams: dict[str, tuple[float, Callable[[int, int], Call]]] = {
+                "upload": (0.0, req.upload),
+                "healthz": (0.25, req.healthz),
+            }
+            if not args.uploads_only:
+                streams["webhook"] = (0.5, req.webhook)
+            before = breakdown_totals(stats_dir) if args.breakdown else None
+            got = paced(port, n, period, rounds, streams, rng)
             for kind in ("healthz", "upload", "webhook"):
-                rows.append(report(tag, kind, got[kind], got["healthz"], judge=True))
+                if kind in got:
+                    rows.append(report(tag, kind, got[kind], got["healthz"], judge=True))
+            if before is not None:
+                time.sleep(0.5)  # the web process writes its totals every 0.2 s
+                print_breakdown(before, breakdown_totals(stats_dir), n * rounds, got["upload"])
 
         mixed(args.period, args.rounds, "paced", f"paced, real cadence ({args.period:g} s)")
         real = {r["kind"]: r for r in rows if r["phase"] == "paced"}
+        if args.uploads_only:
+            print(f"ratio={real['upload']['p99_ms'] / real['healthz']['p99_ms']:.2f}")
+            return
         if args.fast_period > 0:
             speed = args.period / args.fast_period
             mixed(args.fast_period, args.fast_rounds, "fast", f"paced, compressed {speed:g}x time")

@@ -1,7 +1,8 @@
-"""Loaded at start by the Python processes bench/throughput.py starts (this directory is put on
-their PYTHONPATH; nothing else loads it): counts and times every SQL statement and commit and
-every Redis call of the process, and writes the totals to `$MINA_BENCH_STATS_DIR/<pid>.json`
-every 0.2 s, so the bench can tell database and broker time per chunk from the rest."""
+"""Loaded at start by the Python processes bench/throughput.py and bench/ingest.py
+(--breakdown) start (this directory is put on their PYTHONPATH; nothing else loads it): counts
+and times every SQL statement, commit and Redis call of the process, the container probe and
+local blob writes, and writes the totals to `$MINA_BENCH_STATS_DIR/<pid>.json` every 0.2 s, so
+a bench can tell database, broker, probe and storage time per chunk from the rest."""
 
 from __future__ import annotations
 
@@ -55,6 +56,21 @@ def _install() -> None:
         redis.client.Redis.execute_command, "redis", "redis_s"
     )
     redis.client.Pipeline.execute = timed(redis.client.Pipeline.execute, "redis", "redis_s")  # type: ignore[method-assign]
+
+    # The upload's own steps (bench/ingest.py --breakdown): the container probe and the blob
+    # write. Patched where the callers look them up (a module attribute, a method).
+    import importlib
+
+    for calls, seconds, module, owner, name in (
+        ("probe", "probe_s", "mina.probe", None, "probe"),
+        ("store", "store_s", "mina.storage.local", "LocalStorage", "put_file"),
+    ):
+        totals.setdefault(calls, 0)
+        totals.setdefault(seconds, 0.0)
+        target = importlib.import_module(module)
+        if owner is not None:
+            target = getattr(target, owner)
+        setattr(target, name, timed(getattr(target, name), calls, seconds))
 
     def dump() -> None:
         while True:
