@@ -34,6 +34,12 @@ a unit's embedding, the mean of its windows', is steadier than a window's.
    3-voice one) and is kept. Beyond SPECTRAL_POINTS units the graph is built on an even
    subsample and every unit goes to its nearest spectral centroid (eigenvectors cost n^3).
 
+5. People who said who they are (`split_named`): when fewer voices are found than people
+   introduced themselves, a voice cluster in which two or more different names were
+   introduced holds that many people. Its units are split around them: the units where each
+   name was said are pinned to that person, and the cluster's other units go to the nearest
+   of their centroids (k-means steps, the pins kept).
+
 Units are clustered centred (`centred`); `rho` is measured on the raw embeddings.
 """
 
@@ -74,6 +80,13 @@ def centred(x: F32) -> F32:
     """Unit vectors less their mean, normalized again: what a meeting's voices share (the
     room, the line, the synthesizer) removed, what tells them apart kept."""
     return unit_vectors(x - x.mean(axis=0)) if x.shape[0] > 1 else x
+
+
+def unit_vectors_of(x: F32, units: IntArray) -> F32:
+    """One centred unit vector per unit: the mean of its windows' embeddings (as `cluster`
+    clusters them)."""
+    count = int(units.max()) + 1
+    return centred(unit_vectors(np.stack([x[units == i].mean(axis=0) for i in range(count)])))
 
 
 def centroids(x: F32, labels: IntArray, k: int) -> F32:
@@ -184,6 +197,33 @@ def _spectral_all(u: F32, k: int) -> IntArray | None:
     return labels if np.unique(labels).size == k else None
 
 
+def split_named(u: F32, unit_labels: IntArray, named: dict[int, int]) -> IntArray:
+    """`unit_labels` with each cluster that holds units of two or more different people
+    (`named`: unit -> person, where someone introduced themselves) split into one cluster
+    per person, seeded and pinned there (see the module's docstring)."""
+    out = unit_labels.copy()
+    fresh = int(unit_labels.max()) + 1
+    for c in range(int(unit_labels.max()) + 1):
+        mine = np.flatnonzero(unit_labels == c)
+        people = sorted({named[int(i)] for i in mine if int(i) in named})
+        if len(people) < 2:
+            continue
+        sub = u[mine]
+        pins = {j: people.index(named[int(i)]) for j, i in enumerate(mine) if int(i) in named}
+        rows = np.array(list(pins), dtype=np.int64)
+        fixed = np.array(list(pins.values()), dtype=np.int64)
+        count = len(people)
+        cents = unit_vectors(np.stack([sub[rows[fixed == p]].mean(axis=0) for p in range(count)]))
+        for _ in range(REFINE_ROUNDS + 2):
+            lab = np.asarray((sub @ cents.T).argmax(axis=1), dtype=np.int64)
+            lab[rows] = fixed  # every person keeps the units where they said their name
+            cents = unit_vectors(np.stack([sub[lab == p].mean(axis=0) for p in range(count)]))
+        ids = np.array([c, *range(fresh, fresh + len(people) - 1)], dtype=np.int64)
+        fresh += len(people) - 1
+        out[mine] = ids[lab]
+    return out
+
+
 def _one_speaker(value: float, level: float, threshold: float | None) -> bool:
     if threshold is not None:  # one fixed threshold (calibration sweeps)
         return value >= threshold
@@ -206,8 +246,7 @@ def cluster(
         return np.zeros(0, dtype=np.int64)
     count = int(units.max()) + 1
     weights = np.bincount(units, minlength=count)
-    u = unit_vectors(np.stack([x[units == i].mean(axis=0) for i in range(count)]))
-    u = centred(u)
+    u = unit_vectors_of(x, units)
     if count == 1 or num_speakers == 1:
         return np.zeros(n, dtype=np.int64)
     want = None if num_speakers is None else min(num_speakers, count)

@@ -5,8 +5,10 @@
    and `diarize_file` compute them here, block by block, for audio that has none.
 2. Clustering (`mina.insights.clustering`): average-linkage agglomerative clustering on cosine
    similarity, cut at a calibrated threshold (the number of speakers), or, with the number
-   given (`num_speakers`, or `at_least` people who introduced themselves when the voices
-   alone give fewer), partitioned into that many (spectral clustering).
+   given (`num_speakers`), partitioned into that many (spectral clustering). When fewer voices
+   are found than people introduced themselves (`introductions`), a voice in which two names
+   were introduced is split around them (`clustering.split_named`); still fewer, the windows
+   are partitioned into as many as the people.
 3. Every 20 ms of speech takes the speaker whose centroid is most similar, on average, to the
    windows that cover it; runs shorter than MIN_TURN join their longer neighbour, and turns of
    one speaker separated by less than JOIN_GAP_SECONDS are joined. Speakers are named S1, S2,
@@ -22,7 +24,7 @@ from __future__ import annotations
 import itertools
 import logging
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +33,7 @@ from mina.errors import PermanentError
 from mina.insights import clustering
 from mina.insights import features as feat
 from mina.insights.embeddings import Embedder, normalized
+from mina.insights.names import Introduction
 from mina.insights.schemas import DiarizationResult, SpeakerTurn
 from mina.insights.speakers import assign_speakers
 
@@ -171,19 +174,40 @@ def voices(
     return out
 
 
+def _named_units(
+    f: feat.Features, units: IntArray, introductions: Sequence[Introduction]
+) -> dict[int, int]:
+    """Unit -> person (index into the sorted names) for the units whose windows are centred
+    inside someone's introduction; a unit claimed by two names is nobody's."""
+    people = sorted({i.name for i in introductions})
+    mids = f.windows.mean(axis=1)
+    named: dict[int, int] = {}
+    torn: set[int] = set()
+    for intro in introductions:
+        inside = np.flatnonzero((mids >= intro.start) & (mids <= intro.end))
+        for unit in {int(v) for v in units[inside]}:
+            person = people.index(intro.name)
+            if named.get(unit, person) != person:
+                torn.add(unit)
+            named[unit] = person
+    return {unit: person for unit, person in named.items() if unit not in torn}
+
+
 def diarize_features(
     f: feat.Features,
     num_speakers: int | None = None,
     max_speakers: int = 6,
     threshold: float | None = None,
-    at_least: int | None = None,
+    introductions: Sequence[Introduction] = (),
 ) -> DiarizationResult:
     """Diarization of precomputed features (see `features.of_samples`, `features.assemble`);
-    `threshold` replaces `clustering.RHO` (calibration in bench/speakers.py). `at_least`: the
-    number of people the transcript shows (`names.introduced_people`); when the voices alone
-    give fewer and no `num_speakers` is given, the windows are partitioned into that many (at
-    most `max_speakers`), as if it had been given: two close voices the count cannot tell
-    apart are still two people when each said who they are."""
+    `threshold` replaces `clustering.RHO` (calibration in bench/speakers.py).
+    `introductions`: people saying who they are (`names.introductions` of the transcript).
+    When the voices alone give fewer speakers than people introduced themselves and no
+    `num_speakers` is given, a voice in which two of them introduced themselves is split
+    around them; if that is still fewer, the windows are partitioned into as many speakers as
+    people (at most `max_speakers`): two close voices the count cannot tell apart are still
+    two people when each said who they are."""
     if (num_speakers is not None and num_speakers < 1) or max_speakers < 1:
         raise ValueError("num_speakers and max_speakers must be at least 1")
     if len(f) == 0:
@@ -192,10 +216,20 @@ def diarize_features(
     units = _units(stretch)
     labels = clustering.cluster(f.embeddings, units, num_speakers, max_speakers, threshold)
     k = int(labels.max()) + 1
-    floor = min(at_least or 0, max_speakers)
+    floor = min(len({i.name for i in introductions}), max_speakers)
     if num_speakers is None and k < floor:
-        log.info("%d voices found, %d people introduced themselves: %d speakers", k, floor, floor)
-        labels = clustering.cluster(f.embeddings, units, floor, max_speakers)
+        unit_labels = np.zeros(int(units.max()) + 1, dtype=np.int64)
+        unit_labels[units] = labels
+        split = clustering.split_named(
+            clustering.unit_vectors_of(f.embeddings, units),
+            unit_labels,
+            _named_units(f, units, introductions),
+        )[units]
+        if k < int(split.max()) + 1 <= max_speakers:
+            labels = split
+        else:
+            labels = clustering.cluster(f.embeddings, units, floor, max_speakers)
+        log.info("%d voices, %d people introduced: %d speakers", k, floor, int(labels.max()) + 1)
         k = int(labels.max()) + 1
     window_labels = _viterbi(f, labels, k, stretch)
     grid = _smooth(_grid_labels(f, window_labels))
@@ -235,7 +269,7 @@ def diarize_file(
     model: Embedder,
     num_speakers: int | None = None,
     max_speakers: int = 6,
-    at_least: int | None = None,
+    introductions: Sequence[Introduction] = (),
 ) -> DiarizationResult:
     """Diarize an audio file decoded by ffmpeg in blocks: an hour never sits in memory."""
     cmd = ["ffmpeg", "-v", "error", "-nostdin", "-i", path]
@@ -249,7 +283,9 @@ def diarize_file(
         error = proc.stderr.read().decode(errors="replace").strip()
     if proc.returncode != 0:
         raise PermanentError(f"cannot decode audio for diarization: {error[-300:]}")
-    return diarize_features(feat.assemble(parts), num_speakers, max_speakers, at_least=at_least)
+    return diarize_features(
+        feat.assemble(parts), num_speakers, max_speakers, introductions=introductions
+    )
 
 
 __all__ = ["assign_speakers", "diarize", "diarize_features", "diarize_file"]

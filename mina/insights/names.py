@@ -214,12 +214,41 @@ def learn(segments: Sequence[Segment]) -> list[Learned]:
     return sorted(out, key=lambda learned: learned.speaker)
 
 
+@dataclass(frozen=True)
+class Introduction:
+    """Someone saying who they are: the name, and where the voice saying it is (seconds)."""
+
+    start: float
+    end: float
+    name: str
+
+
+INTRO_BEFORE = 1.0  # seconds of the voice before an introduced name ("Hi everyone, I'm ...")
+
+
+def introductions(segments: Sequence[Segment]) -> list[Introduction]:
+    """Every self-introduction in `segments`, names spelled as the most frequent spelling of
+    the ones heard alike ("Sofia", "Sophia"); the span is the name's word and the second
+    before it when words are known, else the segment. Diarization takes the people as a
+    floor on the voices (`diarize_features`)."""
+    found: list[Introduction] = []
+    for seg in segments:
+        for name in introduced(seg.text):
+            start, end = seg.start, seg.end
+            for word in seg.words or []:
+                if word.text.strip(" ,.!?") == name:
+                    start = max(seg.start, word.start - INTRO_BEFORE)
+                    end = min(seg.end, word.end + 0.3)
+                    break
+            found.append(Introduction(start, end, name))
+    spelled = spellings([i.name for i in found])
+    return [Introduction(i.start, i.end, spelled[i.name]) for i in found]
+
+
 def introduced_people(segments: Sequence[Segment]) -> int:
-    """How many people introduce themselves in `segments` (speakers or not): distinct names
-    given as one's own, spellings of one name as heard counted once ("Sofia", "Sophia").
-    Diarization takes it as a lower bound on the number of voices (`diarize_features`)."""
-    found = [n for seg in segments for n in introduced(seg.text)]
-    return len(set(spellings(found).values()))
+    """How many people introduce themselves in `segments`: distinct names given as one's
+    own, spellings of one name as heard counted once."""
+    return len({i.name for i in introductions(segments)})
 
 
 def mentioned(segments: Sequence[Segment]) -> set[str]:

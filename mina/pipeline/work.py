@@ -145,12 +145,12 @@ def diarize_task(conversation_id: str, svc: Services) -> dict[str, Any]:
         labels = sorted({s.speaker for s in segments if s.speaker})
         return {"source": "provider", "speakers": len(labels), "segments": _dump(segments)}
     most = svc.settings.max_speakers
-    at_least = names.introduced_people(segments)  # people who said who they are
+    introduced = names.introductions(segments)  # people who said who they are
     kept = _chunk_features(svc, chunks)
     source = "chunks" if kept is not None else "merged audio"
     if kept is not None:
         found = diarize_features(
-            kept, num_speakers=speakers_hint, max_speakers=most, at_least=at_least
+            kept, num_speakers=speakers_hint, max_speakers=most, introductions=introduced
         )
     else:
         if not key:
@@ -161,7 +161,7 @@ def diarize_task(conversation_id: str, svc: Services) -> dict[str, Any]:
             if path is None:
                 path = Path(tmp) / "merged.ogg"
                 svc.storage.download(key, path)
-            found = diarize_file(str(path), model, speakers_hint, most, at_least)
+            found = diarize_file(str(path), model, speakers_hint, most, introduced)
     for chunk in chunks:  # derived; a later run decodes the merged audio
         svc.storage.delete(features_key(conversation_id, chunk.index))
     labelled = assign_speakers(segments, found.turns)

@@ -387,19 +387,36 @@ def test_spectral_partition_follows_close_groups_not_the_largest_spread() -> Non
 
 
 def test_people_who_introduced_themselves_are_a_floor_on_the_speakers(
-    three_features: features.Features,
+    three_voices: Meeting, three_features: features.Features
 ) -> None:
+    from mina.insights.names import Introduction
+
+    def said(line: int, name: str) -> Introduction:
+        start, end, _ = three_voices.lines[line]
+        return Introduction(start, end, name)
+
     found = diarize_features(three_features)
     assert found.speakers == 3
-    assert diarize_features(three_features, at_least=2) == found  # already as many voices
-    more = diarize_features(three_features, at_least=4)
-    assert more.speakers == 4
-    assert diarize_features(three_features, at_least=4, max_speakers=3).speakers == 3
-    assert diarize_features(three_features, num_speakers=2, at_least=4).speakers == 2
+    two = [said(0, "Ann"), said(1, "Bob")]
+    assert diarize_features(three_features, introductions=two) == found  # as many voices
+    # lines 0 and 3 are one voice: two people said who they are in it, so it holds two
+    four = [said(0, "Ann"), said(1, "Bob"), said(2, "Cy"), said(3, "Dee")]
+    split = diarize_features(three_features, introductions=four)
+    assert split.speakers == 4
+    first, fourth = (three_voices.lines[i] for i in (0, 3))
+    speaker_at = {t.speaker for t in split.turns if t.start <= first[0] + 1 < t.end}
+    assert speaker_at and speaker_at.isdisjoint(
+        t.speaker for t in split.turns if t.start <= fourth[0] + 1 < t.end
+    )
+    assert diarize_features(three_features, introductions=four, max_speakers=3).speakers == 3
+    assert diarize_features(three_features, num_speakers=2, introductions=four).speakers == 2
+    # five names in three voices, no two in one voice to split: partitioned into five
+    five = [*four, said(4, "Eve")]
+    assert diarize_features(three_features, introductions=five).speakers >= 4
 
 
 def test_people_introduced_are_counted_once_per_name_as_heard() -> None:
-    from mina.insights.names import introduced_people
+    from mina.insights.names import introduced_people, introductions
 
     said = [
         "Hi everyone, I'm Sofia.",
@@ -411,3 +428,12 @@ def test_people_introduced_are_counted_once_per_name_as_heard() -> None:
     segments = [Segment(start=i, end=i + 1, text=t) for i, t in enumerate(said)]
     assert introduced_people(segments) == 2
     assert introduced_people([]) == 0
+    words = [
+        Word(start=10.0, end=10.4, text=" Hello,"),
+        Word(start=10.4, end=10.6, text=" I'm"),
+        Word(start=10.6, end=11.0, text=" Dana."),
+        Word(start=11.2, end=12.0, text=" Okay."),
+    ]
+    seg = Segment(start=10.0, end=12.0, text="Hello, I'm Dana. Okay.", words=words)
+    (intro,) = introductions([seg])
+    assert (intro.start, intro.end, intro.name) == (10.0, 11.3, "Dana")
