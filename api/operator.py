@@ -88,7 +88,7 @@ def retry(conversation_id: str) -> tuple[Response, int]:
 
 @bp.post("/conversations/<conversation_id>/finish")
 @spec.validate(json=FinishRequest, resp=Resp(HTTP_202=FinishOut, **ERRORS))
-def finish(conversation_id: str) -> tuple[Response, int]:
+def finish_conversation(conversation_id: str) -> tuple[Response, int]:
     body = FinishRequest.model_validate(request.get_json(silent=True) or {})
     out = finish_service.finish_conversation(
         conversation_id, body.expected_chunks, services().dispatcher

@@ -58,7 +58,7 @@ def create() -> tuple[Response, int]:
 
 @bp.post("/<conversation_id>/finish")
 @spec.validate(json=FinishRequest, resp=Resp(HTTP_202=Accepted, **ERRORS))
-def finish(conversation_id: str) -> tuple[Response, int]:
+def finish_conversation(conversation_id: str) -> tuple[Response, int]:
     authorize_conversation(conversation_id)
     body = json_body(FinishRequest)
     out = finish_service.finish_conversation(
