@@ -19,6 +19,4 @@ from workers.dispatch import DramatiqDispatcher
 def services() -> Services:
     settings = get_settings()
     realtime.install(settings)
-    svc = build_services(settings, DramatiqDispatcher())
-    _ = svc.transcriber  # a worker builds its provider (loads its model) at start, not mid-chunk
-    return svc
+    return build_services(settings, DramatiqDispatcher())
