@@ -224,16 +224,33 @@ class Introduction:
 
 
 INTRO_BEFORE = 1.0  # seconds of the voice before an introduced name ("Hi everyone, I'm ...")
+_POINTING = re.compile(r"(?:[Tt]his is|[Ii]t's)\s")
+_CLAUSE_END = re.compile(r"\s*(?:[.,!?]|$)")
+
+
+def _own_names(text: str) -> list[str]:
+    """`introduced`, where "this is X" and "it's X" count only when the name ends its clause
+    ("Hello, this is Omar.", not "this is Acme's offer" or "it's Berlin after all")."""
+    out = []
+    for pattern in _INTRO:
+        for m in pattern.finditer(text):
+            if not is_name(m[1]):
+                continue
+            if _POINTING.match(m[0]) and not _CLAUSE_END.match(text, m.end(1)):
+                continue
+            out.append(m[1])
+    return out
 
 
 def introductions(segments: Sequence[Segment]) -> list[Introduction]:
-    """Every self-introduction in `segments`, names spelled as the most frequent spelling of
-    the ones heard alike ("Sofia", "Sophia"); the span is the name's word and the second
-    before it when words are known, else the segment. Diarization takes the people as a
-    floor on the voices (`diarize_features`)."""
+    """Every self-introduction in `segments` (`_own_names`: "this is X" only when X ends its
+    clause), names spelled as the most frequent spelling of the ones heard alike ("Sofia",
+    "Sophia"); the span is the name's word and the second before it when words are known,
+    else the segment. Diarization takes the people as a floor on the voices
+    (`diarize_features`)."""
     found: list[Introduction] = []
     for seg in segments:
-        for name in introduced(seg.text):
+        for name in _own_names(seg.text):
             start, end = seg.start, seg.end
             for word in seg.words or []:
                 if word.text.strip(" ,.!?") == name:

@@ -424,6 +424,7 @@ def test_people_introduced_are_counted_once_per_name_as_heard() -> None:
         "Thanks Omar, I'm going to share my screen.",
         "Sophia here again, I'm Sophia.",
         "It's Monday, I'm sure we can start.",
+        "This is Acme's offer; it's Berlin after all.",  # not people saying who they are
     ]
     segments = [Segment(start=i, end=i + 1, text=t) for i, t in enumerate(said)]
     assert introduced_people(segments) == 2
