@@ -9,6 +9,7 @@ import logging
 
 from flask import Flask, Response, jsonify
 from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from mina.errors import (
@@ -64,6 +65,16 @@ def register(app: Flask) -> None:
         where = ".".join(str(p) for p in first.get("loc", ()))
         message = f"{where}: {first['msg']}" if where else str(first["msg"])
         return error_response(400, "invalid_request", message)
+
+    @app.errorhandler(OperationalError)
+    def _database(exc: OperationalError) -> tuple[Response, int]:
+        # The database out of reach (down, restarting, out of connections): a retry can succeed.
+        log.warning("database unavailable: %s", str(exc.orig or exc).splitlines()[0][:200])
+        response, status = error_response(
+            503, "database_unavailable", "the database is unavailable; try again shortly"
+        )
+        response.headers["Retry-After"] = "1"
+        return response, status
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(exc: RequestEntityTooLarge) -> tuple[Response, int]:

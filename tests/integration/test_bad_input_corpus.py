@@ -114,6 +114,10 @@ def mp3_in_wav_with_noise() -> bytes:
 
 @pytest.fixture
 def corpus_client(env: Any, clean_db: str, tmp_path: Path) -> Any:
+    return client_of(env, tmp_path)
+
+
+def client_of(env: Any, tmp_path: Path) -> Any:
     from api import create_app
     from mina.settings import get_settings
 
@@ -483,3 +487,39 @@ def test_damage_inside_packets_is_accepted_and_fails_in_the_worker(
     operator = client.get(f"/api/operator/conversations/{cid}", headers=OPERATOR).get_json()
     assert operator["chunks"][0]["error"] == row.error
     assert client.get("/healthz").status_code == 200
+
+
+def test_a_database_out_of_reach_is_503_not_500(env: Any, clean_db: str, tmp_path: Path) -> None:
+    """Down, restarting or out of connections ("too many clients", met by bench/load.py on a
+    shared machine): a JSON 503 with Retry-After, which clients retry, and no 500."""
+    from api import create_app
+    from mina import db
+    from mina.settings import get_settings
+    from tests.conftest import EMBEDDED
+
+    good = client_of(env, tmp_path)
+    created = good.post("/api/conversations", json={}).get_json()
+    away = (
+        f"sqlite:///{tmp_path}/no/such/dir/mina.db"
+        if EMBEDDED
+        else "postgresql://postgres@127.0.0.1:1/mina_nowhere"
+    )
+    env(database_url=away)
+    try:
+        client = create_app(get_settings()).test_client()
+        for r in (
+            client.get(f"/api/conversations/{created['id']}", headers=bearer(created["token"])),
+            client.post("/api/conversations", json={"title": "x"}),
+        ):
+            assert r.status_code == 503, r.get_data()[:300]
+            assert r.get_json()["error"]["code"] == "database_unavailable"
+            assert r.headers["Retry-After"] == "1"
+        assert client.get("/healthz").status_code == 200  # the process itself is alive
+    finally:
+        db.configure(clean_db)
+    assert (
+        good.get(
+            f"/api/conversations/{created['id']}", headers=bearer(created["token"])
+        ).status_code
+        == 200
+    )
