@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import secrets
 import subprocess
 import threading
@@ -40,18 +41,22 @@ from tests.fixtures.stack import TABLES
 pytestmark = pytest.mark.embedded
 
 SECRET = "whsec-matrix"
-CALLERS = ("none", "other", "participant", "operator", "forged")
-PUBLIC = (200,) * 5
+CALLERS = ("none", "other", "participant", "operator", "forged", "operator cookie")
+Row = tuple[int, int, int, int, int, int]
+PUBLIC: Row = (200,) * 6
 
 
-def participants(allowed: int) -> tuple[int, int, int, int, int]:
-    """A participant's route: 401 without a token, 403 for one that does not open it."""
-    return (401, 403, allowed, allowed, 403)
+def participants(allowed: int, cookie: int = 401) -> Row:
+    """A participant's route: 401 without a token, 403 for one that does not open it. The
+    dashboard's session cookie opens only the reading routes the dashboard uses, never a write
+    of the participant's (no cross-site request can upload, finish or read a status with it)."""
+    return (401, 403, allowed, allowed, 403, cookie)
 
 
-def operators(allowed: int) -> tuple[int, int, int, int, int]:
-    """An operator's route: 403 for any token but the operator's."""
-    return (401, 403, 403, allowed, 403)
+def operators(allowed: int) -> Row:
+    """An operator's route: 403 for any token but the operator's; the session cookie opens it
+    (SameSite=Lax: a cross-site POST does not carry it)."""
+    return (401, 403, 403, allowed, 403, allowed)
 
 
 # The expected status per route and caller, in the order of CALLERS. "METHOD rule" as the app's
@@ -59,26 +64,26 @@ def operators(allowed: int) -> tuple[int, int, int, int, int]:
 # does not open this conversation; an operator's route answers 403 to any token but the
 # operator's. What the allowed callers get (404, 409, ...) is what the route answers the fixture's
 # fresh conversation: they got past authorization.
-MATRIX: dict[str, tuple[int, int, int, int, int]] = {
+MATRIX: dict[str, Row] = {
     # participant API: the conversation's token or the operator's
-    "POST /api/conversations": (201, 201, 201, 201, 201),  # open unless create_requires_operator
+    "POST /api/conversations": (201,) * 6,  # open unless create_requires_operator
     "GET /api/conversations/<conversation_id>": participants(200),
     "POST /api/conversations/<conversation_id>/chunks": participants(202),
     "POST /api/conversations/<conversation_id>/chunks/presign": participants(400),
     "POST /api/conversations/<conversation_id>/chunks/confirm": participants(400),
     "POST /api/conversations/<conversation_id>/finish": participants(202),
-    "GET /api/conversations/<conversation_id>/transcript": participants(200),
+    "GET /api/conversations/<conversation_id>/transcript": participants(200, 200),
     "GET /api/conversations/<conversation_id>/events": participants(200),
-    "GET /api/conversations/<conversation_id>/events/stream": participants(200),
-    "GET /api/conversations/<conversation_id>/analytics": participants(409),
-    "GET /api/conversations/<conversation_id>/tasks": participants(409),
-    "GET /api/conversations/<conversation_id>/summary": participants(409),
-    "GET /api/conversations/<conversation_id>/refinement": participants(409),
-    "GET /api/conversations/<conversation_id>/audio": participants(409),
-    "GET /api/conversations/<conversation_id>/notes": participants(200),
-    "GET /api/conversations/<conversation_id>/speakers": participants(409),
-    "PUT /api/conversations/<conversation_id>/speakers/<speaker>": participants(409),
-    "GET /api/search": participants(200),  # ?conversation= this one
+    "GET /api/conversations/<conversation_id>/events/stream": participants(200, 200),
+    "GET /api/conversations/<conversation_id>/analytics": participants(409, 409),
+    "GET /api/conversations/<conversation_id>/tasks": participants(409, 409),
+    "GET /api/conversations/<conversation_id>/summary": participants(409, 409),
+    "GET /api/conversations/<conversation_id>/refinement": participants(409, 409),
+    "GET /api/conversations/<conversation_id>/audio": participants(409, 409),
+    "GET /api/conversations/<conversation_id>/notes": participants(200, 200),
+    "GET /api/conversations/<conversation_id>/speakers": participants(409, 409),
+    "PUT /api/conversations/<conversation_id>/speakers/<speaker>": participants(409, 409),
+    "GET /api/search": participants(200, 200),  # ?conversation= this one
     # operators only
     "DELETE /api/conversations/<conversation_id>": operators(200),
     "GET /api/operator/conversations": operators(200),
@@ -98,13 +103,13 @@ MATRIX: dict[str, tuple[int, int, int, int, int]] = {
     "GET /api/people": operators(200),
     "DELETE /api/people/<person_id>": operators(404),
     # pages: the participant's link carries its token; the dashboard signs operators in
-    "GET /c/<conversation_id>": (403, 403, 200, 200, 403),
-    "GET /dashboard": (302, 403, 403, 200, 403),
+    "GET /c/<conversation_id>": (403, 403, 200, 200, 403, 403),
+    "GET /dashboard": (302, 403, 403, 200, 403, 200),
     "GET /login": PUBLIC,
-    "POST /login": (401,) * 5,  # no csrf field: the form is refused whoever posts it
-    "POST /logout": (302,) * 5,
+    "POST /login": (401,) * 6,  # no csrf field: the form is refused whoever posts it
+    "POST /logout": (302,) * 6,
     # provider webhooks: authenticated by their HMAC header, never by a bearer token
-    "POST /webhooks/transcription/<provider>": (401,) * 5,
+    "POST /webhooks/transcription/<provider>": (401,) * 6,
     # public
     "GET /healthz": PUBLIC,
     "GET /readyz": PUBLIC,
@@ -179,6 +184,22 @@ class State:
     ogg: bytes
 
 
+def signed_in(url: str) -> requests.Session:
+    """A browser session signed in on the dashboard's login form: the operator's cookie."""
+    browser = requests.Session()
+    form = browser.get(f"{url}/login", timeout=30).text
+    found = re.search(r'name="csrf" value="([^"]+)"', form)
+    assert found, form[:300]
+    r = browser.post(
+        f"{url}/login",
+        data={"csrf": found.group(1), "token": OPERATOR_TOKEN, "next": "/dashboard"},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert r.status_code == 302 and browser.cookies, r.text[:300]
+    return browser
+
+
 def request_for(route: str, caller: str, st: State) -> dict[str, Any]:
     """Arguments of requests.request for `route` as `caller`: a valid request in every other
     way, so that authorization is all that differs."""
@@ -234,6 +255,7 @@ def test_every_route_has_a_matrix_entry(app: Any) -> None:
 
 def test_the_matrix(live: tuple[str, Any], ogg: bytes) -> None:
     url, app = live
+    browser = signed_in(url)
     wrong: list[str] = []
     for route in routes(app):
         for n, caller in enumerate(CALLERS):
@@ -245,10 +267,12 @@ def test_the_matrix(live: tuple[str, Any], ogg: bytes) -> None:
                 "participant": own,
                 "operator": OPERATOR_TOKEN,
                 "forged": secrets.token_urlsafe(24),  # as long as a real token
+                "operator cookie": None,  # the session's cookie, no token
             }
             st = State(url, cid, tokens, ogg)
             before = snapshot(app)
-            r = requests.request(
+            send = browser.request if caller == "operator cookie" else requests.request
+            r = send(
                 **request_for(route, caller, st), timeout=30, allow_redirects=False, stream=True
             )
             status, ctype = r.status_code, r.headers.get("Content-Type", "")
@@ -511,5 +535,8 @@ def test_webhook_signatures(live: tuple[str, Any]) -> None:
 
 def test_the_matrix_covers_every_documented_caller() -> None:
     assert all(len(v) == len(CALLERS) for v in MATRIX.values())
+    # the participant's uploads and finish never open with the dashboard's cookie alone
+    writes = [r for r in MATRIX if r.startswith("POST /api/conversations/")]
+    assert len(writes) == 4 and all(MATRIX[r][5] == 401 for r in writes), writes
     statuses = {s for v in MATRIX.values() for s in v}
     assert statuses <= {200, 201, 202, 302, 400, 401, 403, 404, 409}, statuses
