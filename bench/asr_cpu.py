@@ -4,7 +4,8 @@ On the same audio, one thread, model loaded before timing (CPU seconds of this p
   plain  one faster-whisper call per 30 s chunk with the Settings' decoding options, no word
          times, no VAD check, no seams (what chunked transcription costs by itself);
   mina   `WhisperTranscriber.transcribe_samples` per chunk (word times, VAD check) and
-         `seams.make` at every boundary (the real seam step, audio in local storage).
+         `seams.make` at every boundary (the real seam step, audio in local storage); a chunk's
+         tail is left open for its seam where the tree does that (`open_tail`).
 Audio: the espeak meeting of mina/synth.py (`--minutes`) and, with `--real`, the real-speech
 meetings of bench/corpus.py. `--code DIR` measures another tree's mina (e.g. a commit exported by
 bench/quality.py into $MINA_BENCH_CACHE/trees/<commit>): run it twice for before/after.
@@ -15,6 +16,7 @@ Usage: .venv/bin/python bench/asr_cpu.py [--minutes 3] [--real] [--code DIR]
 from __future__ import annotations
 
 import argparse
+import inspect
 import itertools
 import sys
 import tempfile
@@ -64,12 +66,19 @@ def measure(samples: np.ndarray, work: Path) -> tuple[float, float, int, int]:
     plain = time.process_time() - started
 
     storage = LocalStorage(work / "blobs")
+    # As the pipeline transcribes a chunk: its tail left open for the seam where it can be
+    # (trees before that have no `open_tail`).
+    tails = (
+        {"open_tail": True}
+        if "open_tail" in inspect.signature(transcriber.transcribe_samples).parameters
+        else {}
+    )
     rows = []
     started = time.process_time()
     for index, piece in enumerate(pieces):
         path = _write(work / f"{index}.wav", piece)
         storage.put_file(normalized_key("c", index), path)
-        result = transcriber.transcribe_samples(piece, "en")
+        result = transcriber.transcribe_samples(piece, "en", **tails)
         rows.append(
             Chunk(
                 id=f"chunk{index}",
@@ -93,6 +102,10 @@ def measure(samples: np.ndarray, work: Path) -> tuple[float, float, int, int]:
             "en",
         )
         made += seam["segments"] is not None
+    last = seams.Side.of(rows[-1])
+    if getattr(last, "tail", None) is not None:  # no seam after the last chunk: its own tail
+        tail_samples = pieces[-1][int(last.tail * 16000) :]
+        transcriber.transcribe_samples(tail_samples, "en")
     mina = time.process_time() - started
     return plain, mina, len(rows) - 1, made
 

@@ -18,7 +18,10 @@ directory; the figures use each one's fastest run (this machine's run-to-run noi
 +-5 %, more than the differences measured), and every run is printed.
 Prints wall times, word error rates, `ratio=<mina(2)/baseline>` (target <= 1.0), the speedup
 mina(1)/mina(2) (target >= 1.6), the transcription stage's own speedup and the library's.
-Usage: .venv/bin/python bench/embedded.py [--minutes 10] [--repeat 2]
+`--before DIR` also runs mina(2) on another tree's mina (PYTHONPATH=DIR, e.g. a git worktree of
+the base commit) in the same run, alternating, and prints after/before; `--quick` skips mina(1)
+and the scaling figures.
+Usage: .venv/bin/python bench/embedded.py [--minutes 10] [--repeat 2] [--before DIR] [--quick]
 """
 
 from __future__ import annotations
@@ -156,15 +159,17 @@ def _epoch(text: str) -> float:
 
 
 def mina_process(
-    path: Path, threads: int, work: Path, run: int = 0
+    path: Path, threads: int, work: Path, run: int = 0, code: str | None = None
 ) -> tuple[float, dict[str, object]]:
-    data = work / f"data-{threads}-{run}"
+    data = work / f"data-{threads}-{run}{'-before' if code else ''}"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("MINA_")},
         "MINA_DATA_DIR": str(data),
         "MINA_WORKER_THREADS": str(threads),
         "MINA_WHISPER_THREADS": "1",
     }
+    if code:  # another tree's mina (e.g. a `git worktree` of the commit before a change)
+        env["PYTHONPATH"] = code
     started, wall = time.monotonic(), time.time()
     out = subprocess.run(
         [str(ROOT / ".venv" / "bin" / "mina"), "process", str(path), "--json"],
@@ -191,6 +196,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--repeat", type=int, default=2, help="runs of each mina configuration")
+    parser.add_argument(
+        "--before",
+        default="",
+        help="also mina(2) of this tree (e.g. a git worktree of the base commit), alternating",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="baseline and mina(2) only (no scaling figures)"
+    )
     args = parser.parse_args()
     from mina.settings import Settings
 
@@ -205,18 +218,32 @@ def main() -> None:
             f"baseline  faster-whisper whole file: {base_s:7.2f}s  "
             f"RTF {base_s / script.duration:.3f}  WER {wer(script.text, base_text):.3f}"
         )
-        runs: dict[int, list[tuple[float, dict[str, Any]]]] = {1: [], 2: []}
+        runs: dict[int, list[tuple[float, dict[str, Any]]]] = {0: [], 1: [], 2: []}
         for run in range(args.repeat):
-            for threads in (1, 2):
-                seconds, doc = mina_process(path, threads, work, run)
+            for threads in (0, 2) if args.quick else (0, 1, 2):
+                if threads == 0 and not args.before:
+                    continue
+                code = args.before if threads == 0 else None
+                seconds, doc = mina_process(path, threads or 2, work, run, code)
                 runs[threads].append((seconds, doc))
+                label = f"before({2})" if threads == 0 else f"mina({threads})  "
                 print(
-                    f"mina({threads})   mina process, {threads} worker(s), run {run + 1}: "
+                    f"{label} mina process, {threads or 2} worker(s), run {run + 1}: "
                     f"{seconds:7.2f}s  WER {wer(script.text, transcript_text(doc)):.3f}  "
                     f"({doc['processing_status']})  {stage_line(doc)}"
                 )
-        one_s, one = min(runs[1], key=lambda r: r[0])
         two_s, two = min(runs[2], key=lambda r: r[0])
+        if args.before:
+            old_s, old = min(runs[0], key=lambda r: r[0])
+            print(f"before(2) best of {args.repeat}: {old_s:7.2f}s  ({args.before})")
+            print(f"stages    before(2): {stage_line(old)}")
+            print(f"ratio_before={old_s / base_s:.3f}  after/before={two_s / old_s:.3f}")
+        if args.quick:
+            print(f"mina(2)   best of {args.repeat}: {two_s:7.2f}s")
+            print(f"stages    mina(2): {stage_line(two)}")
+            print(f"ratio={two_s / base_s:.3f}")
+            return
+        one_s, one = min(runs[1], key=lambda r: r[0])
         print(f"mina(1)   best of {args.repeat}: {one_s:7.2f}s")
         print(f"mina(2)   best of {args.repeat}: {two_s:7.2f}s")
         print(f"stages    mina(1): {stage_line(one)}")

@@ -24,6 +24,9 @@ from mina.transcript import Segment, Word
 log = logging.getLogger(__name__)
 
 INAUDIBLE = "[inaudible]"
+#: The flag of a marker segment (no words, no text) from where a chunk's transcription stopped
+#: to its end: the tail left open for the seam (mina.providers.whisper, mina.pipeline.seams).
+OPEN = "open"
 #: Audio taken on each side of an uncovered stretch when it is transcribed again.
 MARGIN = 0.3
 

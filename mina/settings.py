@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     whisper_seams: bool = Field(
         True, description="transcribe the audio around each chunk boundary again, joined"
     )
+    whisper_seam_tails: bool = Field(
+        True,
+        description="a chunk cut inside speech is decoded in one window; its seam gives the tail",
+    )
     seam_seconds: float = Field(
         6.0, gt=0, description="audio taken from each side of a chunk boundary by the seam step"
     )

@@ -50,6 +50,10 @@ NEAR_CUT = 0.3
 #: ... unless the VAD hears a pause this far on both sides of the cut, frame by frame: no word
 #: crosses it, and both chunks heard their edge words whole.
 QUIET_REACH = 0.1
+#: A left chunk whose tail was left open (`flag: "open"`, mina.providers.whisper): the seam
+#: window starts at least this long before the tail, so the seam hears the words leading into
+#: it and agrees with the chunk on one of them.
+TAIL_CONTEXT = 2.0
 
 
 @runtime_checkable
@@ -81,6 +85,21 @@ class Side:
             chunk.storage_key or "",
         )
 
+    @property
+    def tail(self) -> float | None:
+        """Where this chunk's open tail starts: its transcription stopped there for the seam."""
+        return open_tail(self.segments)
+
+
+def open_tail(segments: list[Segment]) -> float | None:
+    marks = [s.start for s in segments if s.flag == coverage.OPEN]
+    return marks[0] if marks else None
+
+
+def _tail_of(chunk: Chunk) -> float | None:
+    marks = [s.get("start") for s in chunk.segments or [] if s.get("flag") == coverage.OPEN]
+    return float(marks[0]) if marks else None
+
 
 def valid(seam: dict[str, Any] | None, left: Chunk, right: Chunk) -> bool:
     return (
@@ -108,10 +127,45 @@ def _open_pairs(
             continue
         if left.status != CHUNK_TRANSCRIBED or right.status != CHUNK_TRANSCRIBED:
             continue
-        if valid(right.seam, left, right) or not (_has_words(left) and _has_words(right)):
+        if valid(right.seam, left, right):
+            continue
+        if not (_has_words(left) and _has_words(right)) and _tail_of(left) is None:
             continue
         pairs.append((Side.of(left), Side.of(right)))
     return pairs
+
+
+def _seamed(left: Chunk, right: Chunk | None) -> bool:
+    """The boundary after `left` has a transcribed seam (which then holds its open tail)."""
+    return (
+        right is not None
+        and right.index == left.index + 1
+        and right.status == CHUNK_TRANSCRIBED
+        and valid(right.seam, left, right)
+        and right.seam is not None
+        and right.seam.get("segments") is not None
+    )
+
+
+def _tail_valid(chunk: Chunk) -> bool:
+    tail = (chunk.seam or {}).get("tail")
+    return isinstance(tail, dict) and tail.get("attempts") == chunk.attempts
+
+
+def _open_tails(session: Any, conversation_id: str) -> list[Side]:
+    """Transcribed chunks whose open tail no transcribed seam covers: the last chunk, a right
+    neighbour that failed or is missing, or a seam that could not be made (asked once no chunk
+    is in flight, after `repair` made the seams it could)."""
+    chunks = session.scalars(
+        select(Chunk).where(Chunk.conversation_id == conversation_id).order_by(Chunk.index)
+    ).all()
+    out = []
+    for left, right in itertools.zip_longest(chunks, chunks[1:]):
+        if left.status != CHUNK_TRANSCRIBED or _tail_of(left) is None or _tail_valid(left):
+            continue
+        if not _seamed(left, right):  # incl. a seam that could not be made (repair tried)
+            out.append(Side.of(left))
+    return out
 
 
 def wanted() -> bool:
@@ -121,8 +175,11 @@ def wanted() -> bool:
 
 
 def open_in(session: Any, conversation_id: str) -> bool:
-    """Some boundary between two transcribed chunks still lacks its seam."""
-    return bool(_open_pairs(session, conversation_id, None))
+    """Some boundary between two transcribed chunks still lacks its seam, or a chunk's open
+    tail has neither a seam nor its own transcription (asked once no chunk is in flight)."""
+    return bool(_open_pairs(session, conversation_id, None)) or bool(
+        _open_tails(session, conversation_id)
+    )
 
 
 def repair(
@@ -163,7 +220,47 @@ def repair(
                 time.monotonic() - started,
                 "transcribed" if seam.get("segments") is not None else "silent",
             )
+    if rights is None:  # before the barrier: tails no seam will cover are transcribed here
+        made += _close_tails(conversation_id, transcriber, storage, language)
     return made
+
+
+def _close_tails(
+    conversation_id: str, transcriber: SampleTranscriber, storage: Storage, language: str | None
+) -> int:
+    """Transcribe each open tail that no seam covers (what faster-whisper's second window would
+    have decoded: the audio from where the chunk's words stop), kept on the chunk's `seam`
+    JSON as `tail` with the chunk's attempt."""
+    with session_scope() as session:
+        sides = _open_tails(session, conversation_id)
+    done = 0
+    for side in sides:
+        tail = side.tail
+        assert tail is not None
+        try:
+            with tempfile.TemporaryDirectory(prefix="mina-tail-") as tmp:
+                samples = _samples(storage, conversation_id, side, Path(tmp))
+            result = transcriber.transcribe_samples(samples[int(tail * vad.RATE) :], language)
+        except (MinaError, ValueError, OSError) as exc:
+            log.warning(
+                "conversation %s: open tail of chunk %d not transcribed: %s",
+                conversation_id,
+                side.index,
+                exc,
+            )
+            continue
+        segments = [s.shifted(tail).model_dump(exclude_none=True) for s in result.segments]
+        with session_scope() as session:
+            row = session.get(Chunk, side.id, with_for_update=True)
+            if row is None or row.status != CHUNK_TRANSCRIBED or row.attempts != side.attempts:
+                continue
+            row.seam = {
+                **(row.seam or {}),
+                "tail": {"attempts": side.attempts, "segments": segments},
+            }
+        done += 1
+        log.info("conversation %s: open tail of chunk %d transcribed", conversation_id, side.index)
+    return done
 
 
 def repair_around(conversation_id: str, index: int, svc: Any) -> int:
@@ -229,9 +326,13 @@ def window(left: Side, right: Side, seconds: float) -> tuple[float, float]:
     """(a, b): the seam spans the left chunk from `a` and the right chunk until `b`."""
     lw, rw = _words(left), _words(right)
     target_a = left.duration - seconds
+    latest = left.duration - 1.0
+    if left.tail is not None:  # the seam transcribes the open tail, with words before it
+        target_a = min(target_a, left.tail - TAIL_CONTEXT)
+        latest = min(latest, left.tail - TAIL_CONTEXT / 2)
     a = 0.0
     if target_a > SNAP:  # else the whole (short) left chunk
-        a = _edge(lw, target_a, target_a - SNAP, min(target_a + SNAP, left.duration - 1.0))
+        a = _edge(lw, target_a, target_a - SNAP, min(target_a + SNAP, latest))
     b = right.duration
     if seconds < right.duration - SNAP:
         b = _edge(rw, seconds, max(1.0, seconds - SNAP), seconds + SNAP)
@@ -285,8 +386,9 @@ def make(
     joined = np.concatenate([head[int(a * vad.RATE) :], tail[: int(b * vad.RATE)]])
     cut = (head.size - int(a * vad.RATE)) / vad.RATE
     speech = vad.speech(joined)
-    if not any(s.start - NEAR_CUT < cut < s.end + NEAR_CUT for s in speech) or vad.quiet(
-        joined, cut, QUIET_REACH
+    if left.tail is None and (
+        not any(s.start - NEAR_CUT < cut < s.end + NEAR_CUT for s in speech)
+        or vad.quiet(joined, cut, QUIET_REACH)
     ):
         return seam  # the cut is in a pause: both chunks' own words stand
     result = transcriber.transcribe_samples(joined, language)
@@ -362,7 +464,8 @@ def store(left: Side, right: Side, seam: dict[str, Any]) -> bool:
             return False
         if valid(row.seam, before, row):
             return False
-        row.seam = seam
+        tail = (row.seam or {}).get("tail")  # the right chunk's own open tail, if transcribed
+        row.seam = {**seam, "tail": tail} if tail else seam
     return True
 
 
@@ -375,9 +478,18 @@ def joined(chunks: list[Chunk]) -> list[Segment]:
     out: list[Segment] = []
     offset = 0.0
     previous: Chunk | None = None
-    for chunk in chunks:
+    for chunk, after in itertools.zip_longest(chunks, chunks[1:]):
         if chunk.status == CHUNK_TRANSCRIBED:
-            own = [s.shifted(offset, chunk.index) for s in segments_from_json(chunk.segments)]
+            own = [
+                s.shifted(offset, chunk.index)
+                for s in segments_from_json(chunk.segments)
+                if s.flag != coverage.OPEN  # a marker: the seam or the tail below has the words
+            ]
+            if _tail_valid(chunk) and not _seamed(chunk, after):
+                own += [
+                    s.shifted(offset, chunk.index)
+                    for s in segments_from_json(chunk.seam["tail"]["segments"])  # type: ignore[index]
+                ]
             seam = chunk.seam
             if (
                 previous is not None

@@ -215,3 +215,50 @@ def test_remote_providers_get_no_seams(tmp_path: Path) -> None:
         name = "openai"
 
     assert seams.repair("c", None, Remote(), LocalStorage(tmp_path), 6.0) == 0
+
+
+def marker(start: float, end: float = 30.0) -> Segment:
+    """The open tail the transcriber left for the seam (mina.providers.whisper)."""
+    return Segment(start=start, end=end, text="", flag="open")
+
+
+def long_chunk(index: int, segments: list[Segment], seam: dict[str, object] | None = None) -> Chunk:
+    row = chunk(index, segments, seam)
+    row.duration = 30.0
+    return row
+
+
+def test_the_seam_window_reaches_back_over_an_open_tail() -> None:
+    words = [seg((18.0, 18.4, "so"), (19.0, 19.5, "we"), (21.0, 21.5, "will"), (22.0, 22.4, "go"))]
+    left = seams.Side("a", 0, 1, 30.0, [*words, marker(22.4)])
+    right = seams.Side("b", 1, 1, 30.0, [seg((0.5, 0.9, "then"))])
+    a, _ = seams.window(left, right, 6.0)
+    assert a <= 22.4 - seams.TAIL_CONTEXT / 2, "the seam hears words before the open tail"
+    plain = seams.Side("a", 0, 1, 30.0, words)
+    assert seams.window(plain, right, 6.0)[0] > 22.4  # without the tail: the last 6 s only
+
+
+def test_an_open_tail_marker_is_never_read_and_its_own_transcription_fills_it() -> None:
+    """A last chunk's open tail transcribed on its own (no seam) is read in its place; once a
+    seam covers the boundary (the right neighbour retried), the seam's words are read instead."""
+    own = [seg((20.0, 20.5, "we"), (21.0, 22.0, "meet"))]
+    tail = {
+        "attempts": 1,
+        "segments": [seg((22.5, 23.0, "on"), (23.2, 24.0, "friday")).model_dump()],
+    }
+    left = long_chunk(0, [*own, marker(22.0)], {"tail": tail})
+    assert text(seams.joined([left])) == "we meet on friday"
+    left.attempts = 2  # transcribed again since: the tail's words are stale
+    assert text(seams.joined([left])) == "we meet"
+    left.attempts = 1
+    seam = {
+        "left_attempts": 1,
+        "right_attempts": 1,
+        "from": -9.0,
+        "to": 1.0,
+        "segments": [
+            seg((-9.0, -8.0, "meet"), (-7.5, -7.0, "on"), (-6.8, -6.0, "friday")).model_dump()
+        ],
+    }
+    right = long_chunk(1, [seg((2.0, 2.5, "then"))], seam)
+    assert text(seams.joined([left, right])) == "we meet on friday then"
