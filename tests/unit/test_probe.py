@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from api.errors import status_of
 from mina import probe
 from mina.errors import UnsupportedMedia, ValidationError
 
@@ -99,7 +100,7 @@ def test_probe_refuses_text_file_renamed_webm(tmp_path: Path) -> None:
     fake.write_text("this is not audio\n" * 200)
     with pytest.raises(UnsupportedMedia) as err:
         probe.probe(fake)
-    assert err.value.status == 415
+    assert status_of(err.value) == 415
     assert "not an audio container" in err.value.message
 
 
