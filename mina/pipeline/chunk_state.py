@@ -124,14 +124,7 @@ def claim(chunk_id: str, settings: Settings) -> Claim | None:
             return None
         chunk = session.get(Chunk, chunk_id, populate_existing=True)
         assert chunk is not None
-        return Claim(
-            chunk.id,
-            chunk.conversation_id,
-            chunk.index,
-            chunk.attempts,
-            chunk.storage_key,
-            chunk.started_at,
-        )
+        return claim_of(chunk)
 
 
 def renew_lease(c: Claim, settings: Settings) -> bool:
@@ -155,7 +148,7 @@ def extend_lease(c: Claim, settings: Settings) -> None:
     with session_scope() as session:
         session.execute(
             update(Chunk)
-            .where(Chunk.id == c.chunk_id, Chunk.status == PROCESSING, Chunk.attempts == c.attempt)
+            .where(_mine(c))
             .values(lease_until=utcnow() + timedelta(seconds=settings.lease_seconds))
         )
 
@@ -163,9 +156,6 @@ def extend_lease(c: Claim, settings: Settings) -> None:
 def _mine(c: Claim) -> Any:
     """The chunk, still under this claim (the condition of every change its holder makes)."""
     return and_(Chunk.id == c.chunk_id, Chunk.status == PROCESSING, Chunk.attempts == c.attempt)
-
-
-held = _mine
 
 
 def complete(

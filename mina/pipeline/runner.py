@@ -76,12 +76,14 @@ def run(
     with beat:
         result, error = _outcome(conversation_id, name, work, settings, interrupts)
 
+    duration_ms = int((time.monotonic() - started) * 1000)
+
     def store() -> int | None:
         percent = task_state.complete(
-            conversation_id, name, attempt, started, result=result, error=error
+            conversation_id, name, attempt, duration_ms, result=result, error=error
         )
         if percent is not None:
-            _observe(conversation_id, name, started, error)
+            _observe(conversation_id, name, duration_ms, error)
         return percent
 
     percent = _once_more_if_interrupted(store, interrupts)
@@ -161,8 +163,7 @@ def with_retries(work: Work, settings: Settings) -> dict[str, Any]:
         raise TaskFailed(exc, tries) from exc
 
 
-def _observe(conversation_id: str, name: str, started: float, error: str | None) -> None:
-    duration_ms = int((time.monotonic() - started) * 1000)
+def _observe(conversation_id: str, name: str, duration_ms: int, error: str | None) -> None:
     metrics.POST_TASK_SECONDS.labels(name, "failed" if error else "done").observe(
         duration_ms / 1000
     )

@@ -11,7 +11,6 @@ change is recorded in its transaction, after the conversation's lock (`lock_conv
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
@@ -205,14 +204,13 @@ def complete(
     conversation_id: str,
     name: str,
     attempt: int,
-    started: float,
+    duration_ms: int,
     *,
     result: dict[str, Any] | None = None,
     error: str | None = None,
 ) -> int | None:
     """running → done (with its result) or failed (with its error), only if the row is still
     this attempt's; returns the share of tasks now terminal, None when it was not."""
-    duration_ms = int((time.monotonic() - started) * 1000)
     with session_scope() as session:
         stored = session.execute(
             update(PostTask)
