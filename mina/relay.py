@@ -65,6 +65,11 @@ class Relay:
             self._emitter = emitter
             if dashboard_interval is not None:
                 self._interval = dashboard_interval
+            if emitter is None:
+                # Nothing is sent without an emitter: what was published stays unstamped in the
+                # ledger for the scheduler, and no refresh for old changes goes to a later one.
+                self._pending, self._dirty = [], set()
+                self._cond.notify_all()
         if emitter is not None:
             self._ensure_thread()
 
