@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 import threading
 import time
+import zlib
 from pathlib import Path
 
 import av
@@ -193,6 +195,8 @@ def probe(
     mime = sniff(head)
     if mime is None:
         raise UnsupportedMedia("not an audio container we accept (webm, ogg, wav, mp3, m4a, flac)")
+    if mime == "audio/ogg" and (damage := _ogg_damage(path)) is not None:
+        raise _corrupt(damage)
     _capture_libav_logs()
     with _decoding, av.logging.Capture() as logs:
         try:
@@ -225,8 +229,6 @@ def probe(
         raise UnsupportedMedia(
             f"truncated audio: {decoded:.2f}s decode of {declared:.2f}s the file declares"
         )
-    if mime == "audio/ogg" and not _ogg_complete(path):
-        raise UnsupportedMedia("truncated audio: the Ogg stream does not end with its last page")
     log.debug("probe %s: %s, %.2fs (declared %s)", path.name, mime, decoded, declared)
     # AAC decodes its encoder priming, MP3 declares its padding: the smaller is the audio.
     return decoded if declared is None else min(decoded, declared)
@@ -241,22 +243,48 @@ def _declared_seconds(
     return None if container.duration is None else container.duration / av.time_base
 
 
-def _ogg_complete(path: Path) -> bool:
-    """True when the file ends with a whole Ogg page that closes its stream (EOS flag)."""
-    size = path.stat().st_size
-    with path.open("rb") as fh:
-        fh.seek(max(0, size - 65536 - 282))  # the largest possible Ogg page
-        tail = fh.read()
-    base = size - len(tail)
-    pos = tail.rfind(b"OggS")
-    while pos >= 0:
-        if pos + 27 <= len(tail):
-            nseg = tail[pos + 26]
-            body = sum(tail[pos + 27 : pos + 27 + nseg])
-            if base + pos + 27 + nseg + body == size and pos + 27 + nseg <= len(tail):
-                return bool(tail[pos + 5] & 0x04)
-        pos = tail.rfind(b"OggS", 0, pos)
-    return False
+_BIT_REVERSED = bytes(int(f"{b:08b}"[::-1], 2) for b in range(256))
+
+
+def _ogg_crc(page: bytes) -> int:
+    """Ogg's CRC-32 (polynomial 0x04C11DB7, MSB first, no reflection, init 0, no final xor).
+
+    zlib computes the reflected CRC-32 in C; Ogg's is the reflected one over bit-reversed bytes,
+    bit-reversed, once zlib's init and final xor are taken back out (they contribute the CRC of
+    as many zero bytes, by linearity)."""
+    reflected = zlib.crc32(page.translate(_BIT_REVERSED)) ^ zlib.crc32(bytes(len(page)))
+    return int(f"{reflected:032b}"[::-1], 2)
+
+
+def _ogg_damage(path: Path) -> str | None:
+    """Why the file is not whole Ogg pages end to end, or None when it is.
+
+    Every page must follow the last with no gap, carry a correct checksum, keep its stream's
+    page sequence, and the file must end with a page that closes its stream (EOS). FFmpeg's
+    demuxer resyncs past a damaged page silently (the first audio page's loss is one second of
+    speech no error line reports), so the pages are walked here."""
+    data = path.read_bytes()
+    pos, expected, last_flags = 0, dict[int, int](), 0
+    while pos < len(data):
+        if data[pos : pos + 4] != b"OggS" or pos + 27 > len(data):
+            return f"no Ogg page where one should start (byte {pos})"
+        nseg = data[pos + 26]
+        body = sum(data[pos + 27 : pos + 27 + nseg])
+        end = pos + 27 + nseg + body
+        if pos + 27 + nseg > len(data) or end > len(data):
+            return "the Ogg stream does not end with its last page"
+        page = data[pos:end]
+        (crc,) = struct.unpack_from("<I", page, 22)
+        if _ogg_crc(page[:22] + b"\0\0\0\0" + page[26:]) != crc:
+            return f"Ogg page at byte {pos} fails its checksum"
+        serial, sequence = struct.unpack_from("<II", page, 14)
+        if serial in expected and sequence != expected[serial]:
+            return f"Ogg page at byte {pos} is out of sequence (a page is missing)"
+        expected[serial] = sequence + 1
+        last_flags, pos = page[5], end
+    if not last_flags & 0x04:
+        return "the Ogg stream does not end with its last page"
+    return None
 
 
 def _tolerance(declared: float) -> float:

@@ -79,6 +79,15 @@ def zeros(data: bytes, at: int, n: int) -> bytes:
     return data[:at] + bytes(n) + data[at + n :]
 
 
+def first_audio_page(data: bytes) -> int:
+    """Where an Ogg Opus file's third page (its first of audio, after the two headers) starts."""
+    pos = 0
+    for _ in range(2):
+        nseg = data[pos + 26]
+        pos += 27 + nseg + sum(data[pos + 27 : pos + 27 + nseg])
+    return pos
+
+
 def packets(data: bytes, ext: str, work: Path) -> list[tuple[int, int]]:
     """(offset, size) of every audio packet, as FFmpeg's demuxer finds them."""
     import av
@@ -249,6 +258,9 @@ def corpus() -> list[Case]:
         Case("damaged pages", "ogg with 10 zero bytes in its last data page (CRC mismatch)", 415,
              "unsupported_media",
              upload(the("ogg", lambda d: zeros(d, 2 * len(d) // 3, 10)))),
+        Case("damaged pages", "ogg with zeros over its first audio page (FFmpeg resyncs past it)",
+             415, "unsupported_media",
+             upload(the("ogg", lambda d: zeros(d, first_audio_page(d) + 60, 40)))),
         Case("damaged pages", "ogg with junk after its last page", 415, "unsupported_media",
              upload(the("ogg", lambda d: d + random.Random(5).randbytes(3000)))),
         Case("lying header", "flac whose STREAMINFO is junk (declares hours)", 400, "too_long",

@@ -142,6 +142,44 @@ def test_probe_refuses_ogg_cut_exactly_between_pages(
         probe.probe(truncated)
 
 
+def _ogg_pages(data: bytes) -> list[int]:
+    """The offset of every Ogg page, walked by the page headers (not by searching "OggS")."""
+    pages, pos = [], 0
+    while pos < len(data):
+        pages.append(pos)
+        nseg = data[pos + 26]
+        pos += 27 + nseg + sum(data[pos + 27 : pos + 27 + nseg])
+    return pages
+
+
+def test_ogg_checksum_is_oggs_crc32() -> None:
+    # CRC-32/POSIX's check value is 0x765E7680; Ogg's is the same CRC without the final xor.
+    assert probe._ogg_crc(b"123456789") == 0x765E7680 ^ 0xFFFFFFFF
+
+
+@pytest.mark.parametrize("decode", [True, False])
+def test_probe_refuses_ogg_with_its_first_audio_page_zeroed(
+    encoded: dict[str, Path], tmp_path: Path, decode: bool
+) -> None:
+    # FFmpeg's demuxer resyncs past a damaged page without an error line: the walk refuses it.
+    data = encoded["ogg"].read_bytes()
+    first_audio = _ogg_pages(data)[2]  # after OpusHead and OpusTags
+    damaged = tmp_path / "first-page.ogg"
+    damaged.write_bytes(data[: first_audio + 60] + bytes(40) + data[first_audio + 100 :])
+    with pytest.raises(UnsupportedMedia, match="checksum"):
+        probe.probe(damaged, decode=decode)
+
+
+def test_probe_refuses_ogg_missing_a_whole_page(encoded: dict[str, Path], tmp_path: Path) -> None:
+    data = encoded["ogg"].read_bytes()
+    pages = _ogg_pages(data)
+    k = len(pages) // 2
+    gap = tmp_path / "gap.ogg"
+    gap.write_bytes(data[: pages[k]] + data[pages[k + 1] :])  # every page left is intact
+    with pytest.raises(UnsupportedMedia, match="out of sequence"):
+        probe.probe(gap, decode=False)
+
+
 def test_probe_refuses_mp3_with_garbage_inside(encoded: dict[str, Path], tmp_path: Path) -> None:
     data = bytearray(encoded["mp3"].read_bytes())
     middle = len(data) // 2
