@@ -16,8 +16,9 @@ from typing import Any, TypeVar
 
 from flask import Flask, request
 from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
 
-from mina.errors import ValidationError
+from mina.errors import UnsupportedMedia, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -92,10 +93,27 @@ def register(app: Flask) -> None:
 
 
 def json_body(model: type[M]) -> M:
-    """The request's JSON validated by `model`; no body is `{}`, a malformed one is 400."""
+    """The request's JSON validated by `model`; no body is `{}`, a malformed one is 400.
+
+    A form (urlencoded or multipart) with fields is 415: read as JSON it would be no body and its
+    fields silently dropped. Whatever is not the model's object is 400 `invalid_body`, the code
+    the route's schema check gives, so `[]` and `[{}]` are refused alike."""
+    if request.mimetype in FORM_TYPES and (request.form or request.files):
+        raise UnsupportedMedia(
+            "this endpoint reads a JSON body: send it as application/json, not as a form",
+            code="unsupported_content_type",
+        )
     if not request.get_data(cache=True):
         return model.model_validate({})
     raw = request.get_json(silent=True)
     if raw is None:
         raise ValidationError("the request body is not valid JSON", code="malformed_json")
-    return model.model_validate(raw)
+    try:
+        return model.model_validate(raw)
+    except PydanticValidationError as exc:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": str(exc)}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        detail = str(first["msg"])
+        raise ValidationError(
+            f"{where}: {detail}" if where else detail, code="invalid_body"
+        ) from None
