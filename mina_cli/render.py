@@ -8,6 +8,9 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from mina.minutes import turns
+from mina.transcript import segments_from_json
+
 
 def _clock(seconds: float) -> str:
     m, s = divmod(int(seconds), 60)
@@ -76,6 +79,9 @@ def render(result: dict[str, Any], console: Console, name: str) -> None:
         console.print(table)
 
     console.print("[bold]Transcript[/]")
-    for seg in result["transcript"]["segments"]:
-        who = f"[cyan]{seg['speaker']}[/]: " if seg.get("speaker") else ""
-        console.print(f"[dim]{_clock(seg['start'])}[/] {who}{seg['text']}", highlight=False)
+    # In turns, as the pages and the Markdown notes show it: a speaker's consecutive segments
+    # are one paragraph, not a line per Whisper segment cut mid-sentence.
+    segments = segments_from_json(result["transcript"]["segments"])
+    for turn in turns(segments):
+        who = f"[cyan]{turn['speaker']}[/]: " if turn.get("speaker") else ""
+        console.print(f"[dim]{_clock(turn['start'])}[/] {who}{turn['text']}", highlight=False)

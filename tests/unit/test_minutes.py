@@ -81,3 +81,32 @@ def test_turns_join_one_speakers_consecutive_segments() -> None:
         {"start": 0.0, "end": 4.0, "text": "Hello there.", "speaker": "A"},
         {"start": 4.5, "end": 6.0, "text": "Hi.", "speaker": "B"},
     ]
+
+
+def test_the_terminal_prints_the_transcript_in_turns() -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from mina_cli.render import render
+
+    segments = [
+        {"start": 21.0, "end": 21.4, "speaker": "S3", "text": "Press"},
+        {"start": 21.4, "end": 24.0, "speaker": "S3", "text": "1 to list users."},
+        {"start": 24.5, "end": 27.0, "speaker": "S1", "text": "Thanks."},
+        {"start": 27.5, "end": 29.0, "speaker": "S3", "text": "You are muted."},
+    ]
+    result = {
+        "conversation_id": "c1",
+        "status": "transcribed",
+        "processing_status": "ready",
+        "transcript": {"segments": segments},
+    }
+    out = StringIO()
+    render(result, Console(file=out, width=120, color_system=None), "meeting")
+    lines = out.getvalue().split("Transcript", 1)[1].strip().splitlines()
+    assert lines == [
+        "00:21 S3: Press 1 to list users.",
+        "00:24 S1: Thanks.",
+        "00:27 S3: You are muted.",
+    ]
