@@ -28,9 +28,14 @@ not an action item. `--rules-on` adds this tree's rules on the stored diarized t
 `--tag` (a run of an older commit), `--rules-of REV` the rules of git revision REV on them too:
 old and new rules on the same recognition and speakers. `--speakers-given` tells `mina process`
 each meeting's number of speakers (`--speakers N`, as a user who knows it would).
+`--owners-on` settles the owners of `--tag`'s stored items again with this tree's rules
+(`owners.settle` on the stored diarized transcript, names learned from it), as `mina.notes.settle`
+does after the pipeline extracted the items from the raw transcript: old and new owner rules on
+the same items, recognition and speakers.
 
 Usage: .venv/bin/python bench/notes.py [--seed 7] [--cache /tmp/mina-notes-bench] [--fresh]
-       [--tag run] [--rules-on] [--rules-of REV] [--script-only] [--speakers-given]
+       [--tag run] [--rules-on] [--rules-of REV] [--owners-on] [--script-only]
+       [--speakers-given]
 """
 
 from __future__ import annotations
@@ -480,6 +485,11 @@ def main() -> None:
         action="store_true",
         help="also this tree's rules on the stored diarized transcripts of --tag",
     )
+    ap.add_argument(
+        "--owners-on",
+        action="store_true",
+        help="also this tree's owner rules on the stored items and diarized transcripts of --tag",
+    )
     args = ap.parse_args()
     day = dt.datetime.now(dt.UTC).date()
     parsers(day)
@@ -538,6 +548,13 @@ def main() -> None:
             rules_of(args.rules_of, out, day),
             scripts,
         )
+    if args.owners_on:
+        table(
+            f"the owner rules of this tree on the items and diarized transcripts of {args.tag!r}",
+            meetings,
+            [owners_on(doc) for doc in docs],
+            scripts,
+        )
     if args.rules_on or args.rules_of:
         table(
             f"the rules of this tree on the diarized transcripts of {args.tag!r}",
@@ -589,6 +606,21 @@ def rules_on(doc: dict[str, Any], day: dt.date) -> dict[str, Any]:
 
     segments = segments_from_json(doc["transcript"]["segments"])
     return doc | {"tasks": extract_tasks(segments, day).model_dump(mode="json")}
+
+
+def owners_on(doc: dict[str, Any]) -> dict[str, Any]:
+    """`doc` with the owners of its stored items settled again by this tree's rules on its
+    stored diarized transcript (speakers as shown), names learned from it as
+    `mina.notes.settle` learns them."""
+    from mina.insights import names, owners
+    from mina.insights.schemas import TasksResult
+    from mina.transcript import segments_from_json
+
+    segments = segments_from_json(doc["transcript"]["segments"])
+    known = {n.speaker: n.name for n in names.learn(segments) if n.confidence >= names.SHOWN}
+    found = TasksResult.model_validate(doc["tasks"])
+    items = owners.settle(found.items, segments, known)
+    return doc | {"tasks": TasksResult(items=items).model_dump(mode="json")}
 
 
 def table(

@@ -2,15 +2,26 @@
 
 An item carries how it was said (`owner_basis`, set by the extraction):
 - `commitment` ("I'll ...", "let me ..."): the speaker of the words at the item's time owns it;
-- `request` ("Omar, can you ...?", "could you ..."): the other speaker who accepts it ("Sure",
-  "will do", "I'll ...") in the next two turns within 30 s owns it, unless that speaker is
-  known by another name than the one addressed (diarization gave the answer to the wrong
-  voice: the words win); else the speaker known by the name addressed (`addressee`, through
-  the names learned or given, spelled as heard: `names.same_name`), else that name itself when
-  it is said at least twice (a name said once that nobody answers to may be a misheard word);
-  else no owner. When the turn right after the request is a plain yes ("Sure.") in the asker's
-  own voice, diarization merged asker and accepter: no later speaker is taken as the accepter;
-
+- `request` ("Omar, can you ...?", "could you ..."), in this order:
+  1. the other speaker who accepts it ("Sure", "will do", "I'll ...") in the next two turns
+     within 30 s, unless that speaker is known by another name than the one addressed
+     (diarization gave the answer to the wrong voice: the words win);
+  2. the speaker known by the name addressed (`addressee`, through the names learned or
+     given, spelled as heard: `names.same_name`);
+  3. the name addressed, when someone here introduced themselves by it (a person whose voice
+     is not known by that name);
+  4. with two speakers, the one who did not ask: nobody asks themselves, so a name misheard
+     past any spelling ("Mayna" for someone known as "Vayner") or a yes that diarization gave
+     to the asker's voice still finds its owner;
+  5. the other speaker whose turn comes right after the request, when it is a short answer
+     (at most `_REPLY_WORDS` words, no question, no refusal: "Of course" heard as "and
+     course" is still the addressee answering), unless known by another name than the one
+     addressed;
+  6. the name addressed when it is said at least twice (a name said once that nobody answers
+     to may be a misheard word); else no owner.
+  With three speakers or more, when the turn right after the request is a plain yes
+  ("Sure.") in the asker's own voice, diarization merged asker and accepter: no later
+  speaker is taken as the one who accepts or answers;
 - `named` ("Omar will ..."): the speaker known by that name, else the name (said twice);
 - `team` ("we need to ...", "let's ..."): "team", because the words say so.
 A name only becomes an owner when it passes `names.is_name` (never a sentence word or a
@@ -77,20 +88,76 @@ _ACCEPT = re.compile(
 )
 
 
-def _accepter(pieces: list[tuple[float, float, str | None, str]], k: int) -> str | None:
+_REPLY_WORDS = 4  # a short answer right after a request is the addressee's
+_REFUSE = re.compile(
+    r"\b(?:no(?! problem)|not|can't|cannot|won't|don't|sorry|busy|maybe|later)\b|\?", re.I
+)
+
+
+def _accepter(
+    pieces: list[tuple[float, float, str | None, str]], k: int
+) -> tuple[str | None, str | None]:
+    """(who accepts the request at piece k, who answers it right after): the first other
+    speaker saying yes in the next two turns within _WINDOW; the first other speaker's turn
+    after the request when it is a short answer, not a question or a refusal."""
     asker = pieces[k][2]
     turns = 0
+    reply: str | None = None
     for n, (start, _, who, text) in enumerate(pieces[k + 1 :]):
         if start - pieces[k][1] > _WINDOW or turns == 2:
-            return None
-        if n == 0 and who == asker and _ACCEPT.match(clean_text(text)[0]):
-            return None  # the asker's voice says yes: diarization merged asker and accepter
+            return None, reply
+        said = clean_text(text)[0]
+        if n == 0 and who == asker and _ACCEPT.match(said):
+            return None, None  # the asker's voice says yes: diarization merged asker and accepter
         if who in _UNKNOWN or who == asker:
             continue
         turns += 1
-        if _AFFIRM.match(clean_text(text)[0]):
-            return who
-    return None
+        if turns == 1 and len(said.split()) <= _REPLY_WORDS and not _REFUSE.search(said):
+            reply = who
+        if _AFFIRM.match(said):
+            return who, reply
+    return None, reply
+
+
+def _contradicted(speaker: str | None, name: str | None, known: Mapping[str, str]) -> bool:
+    """True when `speaker` is known by another name than `name`, the one addressed: the
+    voice that answered is not the one addressed (diarization gave it another's words)."""
+    answered_as = known.get(speaker) if speaker is not None else None
+    return bool(answered_as and name and not names_mod.same_name(answered_as, name))
+
+
+def _asked(
+    item: ActionItem,
+    pieces: list[tuple[float, float, str | None, str]],
+    k: int | None,
+    name: str | None,
+    known: Mapping[str, str],
+    voices: set[str | None],
+    introduced: set[str],
+) -> tuple[str | None, str | None]:
+    """(speaker, name) owning a request or a "named" item, in the order of the module's
+    docstring, before the name said twice; (None, None) when none of them decides."""
+    reply: str | None = None
+    speaker: str | None = None
+    if item.owner_basis == "request" and k is not None:
+        speaker, reply = _accepter(pieces, k)
+    if _contradicted(speaker, name, known):
+        speaker = None  # the words name someone else: the answer's speaker is wrong
+    if speaker is None and name is not None:
+        speaker = names_mod.find(name, known)
+    if speaker is not None:
+        return speaker, None
+    if name is not None and any(names_mod.same_name(name, p) for p in introduced):
+        return None, name  # someone here said it is their name: a person, not a mishearing
+    if item.owner_basis != "request" or k is None:
+        return None, None
+    asker = pieces[k][2]
+    others = sorted(str(v) for v in voices - {asker}) if asker not in _UNKNOWN else []
+    if len(voices) == 2 and len(others) == 1:
+        return others[0], None  # two people talk: the one asked is the one who did not ask
+    if not _contradicted(reply, name, known):
+        return reply, None
+    return None, None
 
 
 def settle(
@@ -100,6 +167,8 @@ def settle(
     labels to names (learned or given)."""
     pieces = _pieces(segments)
     said_twice = names_mod.mentioned(segments)
+    voices = {who for _, _, who, _ in pieces if who not in _UNKNOWN}
+    introduced = {i.name for i in names_mod.introductions(segments)}
     out = []
     for item in items:
         speaker: str | None = None
@@ -112,15 +181,10 @@ def settle(
         elif basis == "commitment":
             speaker = here if here not in _UNKNOWN else None
         elif basis in {"request", "named"}:
-            if basis == "request" and k is not None:
-                speaker = _accepter(pieces, k)
             name = item.addressee if item.addressee and names_mod.is_name(item.addressee) else None
-            answered_as = known.get(speaker) if speaker is not None else None
-            if answered_as and name and not names_mod.same_name(answered_as, name):
-                speaker = None  # the words name someone else: the answer's speaker is wrong
-            if speaker is None and name is not None:
-                speaker = names_mod.find(name, known)
-                owner = None if speaker or name not in said_twice else name
+            speaker, owner = _asked(item, pieces, k, name, known, voices, introduced)
+            if speaker is None and owner is None and name is not None and name in said_twice:
+                owner = name
             if speaker is not None and speaker == here and basis == "request":
                 speaker, owner = None, name  # nobody asks themselves
         else:  # no basis: an item from elsewhere keeps its owner if it is a person

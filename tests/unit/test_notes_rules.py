@@ -109,6 +109,7 @@ def test_a_request_nobody_accepts_goes_to_the_name_addressed_or_nobody() -> None
         seg(0, 4, "Lucia, can you renew the domain?", "S1"),
         seg(4, 6, "What domain?", "S2"),
         seg(6, 8, "The blog's, Lucia.", "S1"),
+        seg(9, 12, "The invoices are due on Friday, by the way.", "S3"),
     ]
     [named] = owners.settle([item("request", 0.1, "Lucia")], talk, {})
     assert (named.owner_speaker, named.owner) == (None, "Lucia")
@@ -116,6 +117,61 @@ def test_a_request_nobody_accepts_goes_to_the_name_addressed_or_nobody() -> None
     assert (known.owner_speaker, known.owner) == ("S2", "Lucia")
     [nobody] = owners.settle([item("request", 0.1, "Name")], talk, {})  # a misheard fragment
     assert (nobody.owner_speaker, nobody.owner) == (None, None)
+
+
+def test_between_two_people_a_request_goes_to_the_one_who_did_not_ask() -> None:
+    talk = [
+        seg(0, 2, "Hi, I'm Nadia.", "S1"),
+        seg(2, 4, "Hello, I'm Bruno.", "S2"),
+        seg(4, 8, "Brenna, can you renew the domain?", "S1"),  # "Bruno" misheard
+        seg(8, 10, "What domain?", "S2"),
+        seg(10, 12, "The blog's, Brenna.", "S1"),
+    ]
+    known = {"S1": "Nadia", "S2": "Bruno"}
+    [settled] = owners.settle([item("request", 4.1, "Brenna")], talk, known)
+    assert (settled.owner_speaker, settled.owner) == ("S2", "Bruno")
+    # the same words among three people: nobody accepted, the name is nobody's
+    three = [*talk, seg(13, 15, "I'm Carla, sorry I'm late.", "S3")]
+    [open_] = owners.settle([item("request", 4.1, "Brenna")], three, known | {"S3": "Carla"})
+    assert (open_.owner_speaker, open_.owner) == (None, "Brenna")
+
+
+def test_between_two_people_a_misheard_name_does_not_lose_the_one_who_accepts() -> None:
+    talk = [
+        seg(0, 4, "Mayna, could you renew the domain?", "S1"),  # "Dana" misheard
+        seg(4, 5, "Yes, happy to.", "S2"),
+        seg(5, 7, "Thanks, Mayna.", "S1"),
+    ]
+    known = {"S1": "Omar", "S2": "Vayner"}  # "Dana" misheard again
+    [misheard] = owners.settle([item("request", 0.1, "Mayna")], talk, known)
+    assert (misheard.owner_speaker, misheard.owner) == ("S2", "Vayner")
+    # among three, the words win: the name said twice, not a voice known by another name
+    three = [*talk, seg(8, 10, "I'm Ruth, by the way.", "S3")]
+    [words] = owners.settle([item("request", 0.1, "Mayna")], three, known | {"S3": "Ruth"})
+    assert (words.owner_speaker, words.owner) == (None, "Mayna")
+
+
+@pytest.mark.parametrize(
+    ("answer", "owner"),
+    [
+        ("And course.", "S3"),  # "Of course" as heard: a short answer is the addressee's
+        ("Right away.", "S3"),
+        ("Which domain?", None),  # a question is no answer
+        ("No, I can't this week.", None),  # a refusal
+        ("I think the domain belongs to marketing, actually.", None),  # not a short answer
+    ],
+)
+def test_the_short_answer_right_after_a_request_is_the_addressees(
+    answer: str, owner: str | None
+) -> None:
+    talk = [
+        seg(0, 2, "Morning all.", "S2"),
+        seg(2, 6, "So fear, could you renew the domain?", "S1"),  # "Sofia" misheard
+        seg(6, 7, answer, "S3"),
+        seg(8, 10, "Great, let's move on.", "S1"),
+    ]
+    [settled] = owners.settle([item("request", 2.1)], talk, {})
+    assert settled.owner_speaker == owner
 
 
 def test_team_only_when_the_words_say_so() -> None:
@@ -472,9 +528,17 @@ def test_a_yes_in_the_askers_own_voice_hands_the_request_to_nobody_else() -> Non
         seg(0, 3, "Could you book the train tickets?", "S1"),
         seg(3, 4, "Sure.", "S1"),
         seg(4, 6, "Okay, I'll take the hotel then.", "S2"),
+        seg(7, 9, "And the budget is fine.", "S3"),
     ]
     [merged] = owners.settle([item("request", 0.1)], talk, {})
     assert (merged.owner_speaker, merged.owner) == (None, None)
     talk[1] = seg(3, 4, "Okay, next one.", "S1")  # the asker closing their own turn
     [answered] = owners.settle([item("request", 0.1)], talk, {})
     assert answered.owner_speaker == "S2"
+    # between two people the one asked is the one who did not ask, whatever voice said yes
+    [two] = owners.settle([item("request", 0.1)], [*talk[:1], seg(3, 4, "Sure.", "S1")], {})
+    assert two.owner_speaker is None  # nobody else spoke: no second person to hand it to
+    [other] = owners.settle(
+        [item("request", 0.1)], [*talk[:1], seg(3, 4, "Sure.", "S1"), talk[2]], {}
+    )
+    assert other.owner_speaker == "S2"
