@@ -10,12 +10,12 @@ from spectree import Response as Resp
 from api.auth import require_operator
 from api.context import services
 from api.extensions import spec
-from api.schemas import ErrorResponse
+from api.schemas import error_responses
 from mina.memory import erasure
 
 bp = Blueprint("erasure", __name__, url_prefix="/api/conversations")
 
-ERRORS = {f"HTTP_{c}": ErrorResponse for c in (401, 403, 404)}
+ERRORS = error_responses(401, 403, 404)
 
 
 class ErasedOut(BaseModel):

@@ -13,13 +13,13 @@ from spectree import Response as Resp
 from api.auth import operator_token
 from api.extensions import spec
 from api.results import token
-from api.schemas import ErrorResponse
+from api.schemas import error_responses
 from mina import conversations, minutes
 from mina.db import session_scope
 
 bp = Blueprint("notes", __name__, url_prefix="/api/conversations")
 
-ERRORS = {f"HTTP_{c}": ErrorResponse for c in (400, 401, 403, 404)}
+ERRORS = error_responses(400, 401, 403, 404)
 
 
 class NotesQuery(BaseModel):

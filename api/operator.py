@@ -14,13 +14,13 @@ from api.extensions import spec
 from api.schemas import (
     ConversationDetail,
     ConversationList,
-    ErrorResponse,
     FinishOut,
     FinishRequest,
     OperatorListQuery,
     RetryOut,
     RetryRequest,
     StatsOut,
+    error_responses,
 )
 from mina import operator, resilience
 from mina.db import session_scope, utcnow
@@ -29,7 +29,7 @@ from mina.pipeline import finish as finish_service
 
 bp = Blueprint("operator", __name__, url_prefix="/api/operator")
 
-ERRORS = {f"HTTP_{c}": ErrorResponse for c in (400, 401, 403, 404, 409)}
+ERRORS = error_responses(400, 401, 403, 404, 409)
 
 
 @bp.before_request

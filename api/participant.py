@@ -16,12 +16,12 @@ from api.schemas import (
     ConversationCreated,
     ConversationStatus,
     CreateConversation,
-    ErrorResponse,
     EventsOut,
     EventsQuery,
     FinishRequest,
     TranscriptOut,
     TranscriptQuery,
+    error_responses,
 )
 from mina import conversations, events, languages, results
 from mina.db import session_scope
@@ -30,11 +30,14 @@ from mina.transcript import FORMATS, MIMETYPES
 
 bp = Blueprint("participant", __name__, url_prefix="/api/conversations")
 
-ERRORS = {f"HTTP_{c}": ErrorResponse for c in (400, 401, 403, 404, 409)}
+ERRORS = error_responses(400, 401, 403, 404, 409)
 
 
 @bp.post("")
-@spec.validate(json=CreateConversation, resp=Resp(HTTP_201=ConversationCreated, **ERRORS))
+@spec.validate(
+    json=CreateConversation,
+    resp=Resp(HTTP_201=ConversationCreated, **ERRORS, **error_responses(415)),
+)
 def create() -> tuple[Response, int]:
     svc = services()
     if svc.settings.create_requires_operator:
@@ -57,7 +60,7 @@ def create() -> tuple[Response, int]:
 
 
 @bp.post("/<conversation_id>/finish")
-@spec.validate(json=FinishRequest, resp=Resp(HTTP_202=Accepted, **ERRORS))
+@spec.validate(json=FinishRequest, resp=Resp(HTTP_202=Accepted, **ERRORS, **error_responses(415)))
 def finish_conversation(conversation_id: str) -> tuple[Response, int]:
     authorize_conversation(conversation_id)
     body = json_body(FinishRequest)

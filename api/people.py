@@ -13,13 +13,13 @@ from spectree import Response as Resp
 
 from api.auth import require_operator
 from api.extensions import spec
-from api.schemas import ErrorResponse
+from api.schemas import ErrorResponse, error_responses
 from mina.db import session_scope
 from mina.memory import voiceprints
 
 bp = Blueprint("people", __name__, url_prefix="/api/people")
 
-ERRORS = {f"HTTP_{c}": ErrorResponse for c in (401, 403)}
+ERRORS = error_responses(401, 403)
 
 
 class PersonOut(BaseModel):

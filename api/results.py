@@ -19,7 +19,7 @@ from spectree import Response as Resp
 from api.auth import bearer, operator_token
 from api.context import services
 from api.extensions import spec
-from api.schemas import AnalyticsOut, ErrorResponse
+from api.schemas import AnalyticsOut, ErrorResponse, error_responses
 from api.streaming import documented
 from mina import conversations, notes, results
 from mina.db import session_scope
@@ -31,7 +31,7 @@ from mina.memory.retention import erased_audio
 
 bp = Blueprint("results", __name__, url_prefix="/api/conversations")
 
-ERRORS = {f"HTTP_{c}": ErrorResponse for c in (401, 403, 404, 409)}
+ERRORS = error_responses(401, 403, 404, 409)
 RENAME_ERRORS = {f"HTTP_{c}": ErrorResponse for c in (400, 401, 403, 404, 409)}
 
 

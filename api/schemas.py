@@ -31,6 +31,11 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+def error_responses(*statuses: int) -> dict[str, type[ErrorResponse]]:
+    """Spectree's `Resp` entries for the error statuses a route documents."""
+    return {f"HTTP_{status}": ErrorResponse for status in statuses}
+
+
 CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from api.auth import bearer, operator_token
 from api.extensions import spec
-from api.schemas import ErrorResponse
+from api.schemas import error_responses
 from api.streaming import parse_query
 from mina.conversations import check_operator, hash_token
 from mina.db import session_scope
@@ -23,7 +23,7 @@ from mina.models import Conversation
 
 bp = Blueprint("search", __name__, url_prefix="/api")
 
-ERRORS = {f"HTTP_{c}": ErrorResponse for c in (400, 401, 403)}
+ERRORS = error_responses(400, 401, 403)
 _ID = r"^[0-9a-f]{32}$"
 
 

@@ -20,7 +20,7 @@ from spectree import Response as Resp
 
 from api.context import services
 from api.results import token
-from api.schemas import MAX_EVENT_ID, ErrorResponse, EventStreamQuery
+from api.schemas import MAX_EVENT_ID, EventStreamQuery, error_responses
 from api.streaming import documented, parse_query
 from mina import conversations, events
 from mina.db import session_scope
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("sse", __name__, url_prefix="/api/conversations")
 
-ERRORS = {f"HTTP_{c}": ErrorResponse for c in (400, 401, 403, 404)}
+ERRORS = error_responses(400, 401, 403, 404)
 PAGE = 500
 RETRY_MS = 2000
 

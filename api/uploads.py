@@ -17,13 +17,14 @@ from api.schemas import (
     ChunkAccepted,
     ChunkUploadForm,
     ErrorResponse,
+    error_responses,
 )
 from mina import ingest, presign
 from mina.errors import ValidationError
 
 bp = Blueprint("uploads", __name__, url_prefix="/api/conversations")
 
-ERRORS = {f"HTTP_{c}": ErrorResponse for c in (400, 401, 403, 404, 409)}
+ERRORS = error_responses(400, 401, 403, 404, 409)
 
 
 @bp.post("/<conversation_id>/chunks")

@@ -15,7 +15,7 @@ from spectree import Response as Resp
 from api.auth import require_operator
 from api.context import services
 from api.extensions import spec
-from api.schemas import MAX_EVENT_ID, ErrorResponse
+from api.schemas import MAX_EVENT_ID, error_responses
 from api.webhooks_out_schemas import (
     DeliveryList,
     DeliveryQuery,
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("webhooks_out", __name__, url_prefix="/api/operator/webhooks")
 
-ERRORS = {f"HTTP_{c}": ErrorResponse for c in (400, 401, 403, 404, 409)}
+ERRORS = error_responses(400, 401, 403, 404, 409)
 
 
 @bp.before_request
