@@ -4,10 +4,12 @@ An item carries how it was said (`owner_basis`, set by the extraction):
 - `commitment` ("I'll ...", "let me ..."): the speaker of the words at the item's time owns it;
 - `request` ("Omar, can you ...?", "could you ..."), in this order:
   1. the other speaker who accepts it ("Sure", "will do", "I'll ...") in the next two turns
-     within 30 s, unless that speaker is known by another name than the one addressed
-     (diarization gave the answer to the wrong voice: the words win);
+     within 30 s, unless that speaker goes by other names than the one addressed: its name
+     learned or given, or one it gave as its own ("I'm Mayna", an introduction misheard as
+     the address was) (diarization gave the answer to the wrong voice: the words win);
   2. the speaker known by the name addressed (`addressee`, through the names learned or
-     given, spelled as heard: `names.same_name`);
+     given, spelled as heard: `names.same_name`), else the one voice that gave that name as
+     its own;
   3. the name addressed, when someone here introduced themselves by it (a person whose voice
      is not known by that name);
   4. with two speakers, the one who did not ask: nobody asks themselves, so a name misheard
@@ -32,6 +34,7 @@ shown: the speaker's name when known, else the label.
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 from mina.insights import names as names_mod
@@ -119,11 +122,44 @@ def _accepter(
     return None, reply
 
 
-def _contradicted(speaker: str | None, name: str | None, known: Mapping[str, str]) -> bool:
-    """True when `speaker` is known by another name than `name`, the one addressed: the
-    voice that answered is not the one addressed (diarization gave it another's words)."""
-    answered_as = known.get(speaker) if speaker is not None else None
-    return bool(answered_as and name and not names_mod.same_name(answered_as, name))
+class _Names:
+    """What each voice is called: its name (learned or given) and the names said in it as its
+    own ("I'm Mayna": a misheard introduction is still how that voice was heard)."""
+
+    def __init__(
+        self, known: Mapping[str, str], pieces: list[tuple[float, float, str | None, str]]
+    ) -> None:
+        self.known = known
+        self.own: dict[str, set[str]] = defaultdict(set)
+        for _, _, who, text in pieces:
+            if who not in _UNKNOWN:
+                self.own[str(who)].update(names_mod.introduced(text))
+        self.introduced = {n for names in self.own.values() for n in names}
+
+    def of(self, speaker: str) -> set[str]:
+        return self.own.get(speaker, set()) | (
+            {self.known[speaker]} if speaker in self.known else set()
+        )
+
+    def contradicted(self, speaker: str | None, name: str | None) -> bool:
+        """True when `speaker` goes by names and `name`, the one addressed, is none of them:
+        the voice that answered is not the one addressed (diarization gave it another's
+        words)."""
+        if speaker is None or name is None or not self.of(speaker):
+            return False
+        return not any(names_mod.same_name(n, name) for n in self.of(speaker))
+
+    def find(self, name: str) -> str | None:
+        """The speaker known by `name`, else the one voice that gave it as its own (and no
+        other name: a voice in which two people introduced themselves is two people)."""
+        found = names_mod.find(name, self.known)
+        if found is not None:
+            return found
+        said = [s for s, own in self.own.items() if any(names_mod.same_name(n, name) for n in own)]
+        if len(said) != 1:
+            return None
+        people = set(names_mod.spellings(sorted(self.own[said[0]])).values())
+        return said[0] if len(people) == 1 else None  # a voice giving two names holds two
 
 
 def _asked(
@@ -131,9 +167,8 @@ def _asked(
     pieces: list[tuple[float, float, str | None, str]],
     k: int | None,
     name: str | None,
-    known: Mapping[str, str],
+    called: _Names,
     voices: set[str | None],
-    introduced: set[str],
 ) -> tuple[str | None, str | None]:
     """(speaker, name) owning a request or a "named" item, in the order of the module's
     docstring, before the name said twice; (None, None) when none of them decides."""
@@ -141,13 +176,13 @@ def _asked(
     speaker: str | None = None
     if item.owner_basis == "request" and k is not None:
         speaker, reply = _accepter(pieces, k)
-    if _contradicted(speaker, name, known):
+    if called.contradicted(speaker, name):
         speaker = None  # the words name someone else: the answer's speaker is wrong
     if speaker is None and name is not None:
-        speaker = names_mod.find(name, known)
+        speaker = called.find(name)
     if speaker is not None:
         return speaker, None
-    if name is not None and any(names_mod.same_name(name, p) for p in introduced):
+    if name is not None and any(names_mod.same_name(name, p) for p in called.introduced):
         return None, name  # someone here said it is their name: a person, not a mishearing
     if item.owner_basis != "request" or k is None:
         return None, None
@@ -155,7 +190,7 @@ def _asked(
     others = sorted(str(v) for v in voices - {asker}) if asker not in _UNKNOWN else []
     if len(voices) == 2 and len(others) == 1:
         return others[0], None  # two people talk: the one asked is the one who did not ask
-    if not _contradicted(reply, name, known):
+    if not called.contradicted(reply, name):
         return reply, None
     return None, None
 
@@ -168,7 +203,7 @@ def settle(
     pieces = _pieces(segments)
     said_twice = names_mod.mentioned(segments)
     voices = {who for _, _, who, _ in pieces if who not in _UNKNOWN}
-    introduced = {i.name for i in names_mod.introductions(segments)}
+    called = _Names(known, pieces)
     out = []
     for item in items:
         speaker: str | None = None
@@ -182,7 +217,7 @@ def settle(
             speaker = here if here not in _UNKNOWN else None
         elif basis in {"request", "named"}:
             name = item.addressee if item.addressee and names_mod.is_name(item.addressee) else None
-            speaker, owner = _asked(item, pieces, k, name, known, voices, introduced)
+            speaker, owner = _asked(item, pieces, k, name, called, voices)
             if speaker is None and owner is None and name is not None and name in said_twice:
                 owner = name
             if speaker is not None and speaker == here and basis == "request":

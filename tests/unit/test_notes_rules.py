@@ -542,3 +542,24 @@ def test_a_yes_in_the_askers_own_voice_hands_the_request_to_nobody_else() -> Non
         [item("request", 0.1)], [*talk[:1], seg(3, 4, "Sure.", "S1"), talk[2]], {}
     )
     assert other.owner_speaker == "S2"
+
+
+def test_a_name_a_voice_gave_as_its_own_is_that_voices_even_when_misheard() -> None:
+    talk = [
+        seg(0, 2, "Morning, I'm Mayna.", "S1"),  # "Dana" misheard, here and in the address
+        seg(2, 4, "Hello, I'm Kenji.", "S2"),
+        seg(4, 6, "And I'm Ruth.", "S3"),
+        seg(6, 10, "Mayna, please renew the domain.", "S2"),
+        seg(10, 11, "Got it.", "S1"),
+        seg(12, 14, "Thanks, Dana.", "S2"),
+    ]
+    known = {"S1": "Dana", "S2": "Kenji", "S3": "Ruth"}
+    [accepted] = owners.settle([item("request", 6.1, "Mayna")], talk, known)
+    assert (accepted.owner_speaker, accepted.owner) == ("S1", "Dana")
+    talk[4] = seg(10, 11, "Okay.", "S2")  # nobody answers: the voice that said the name
+    [found] = owners.settle([item("request", 6.1, "Mayna")], talk, known)
+    assert found.owner_speaker == "S1"
+    # a voice in which two people said their names (merged by diarization) is not one of them
+    talk[0] = seg(0, 2, "Morning, I'm Mayna. Hi, Omar here.", "S1")
+    [merged] = owners.settle([item("request", 6.1, "Mayna")], talk, known)
+    assert (merged.owner_speaker, merged.owner) == (None, "Mayna")
