@@ -386,6 +386,30 @@ def test_spectral_partition_follows_close_groups_not_the_largest_spread() -> Non
     assert clustering.spectral(u, 2) is not None and np.array_equal(clustering.spectral(u, 2), got)
 
 
+def test_a_split_around_introductions_follows_the_voices_not_the_largest_spread() -> None:
+    """Two close voices in one cluster, a larger spread inside it (what is said) that the two
+    voices hold in different shares: the units go to the nearer introduction's centroid, and
+    no k-means step drifts to the larger spread."""
+    from mina.insights import clustering
+
+    rng = np.random.default_rng(5)
+    dim, n = 192, 80
+    base, nuisance, voice = np.eye(dim)[0] * 4, np.eye(dim)[1], np.eye(dim)[2]
+    truth = np.repeat([0, 1], n // 2)
+    up = np.where(truth == 0, rng.random(n) < 0.75, rng.random(n) < 0.25)
+    x = (
+        base
+        + np.where(up, 0.8, -0.8)[:, None] * nuisance
+        + np.where(truth[:, None] == 0, 0.3, -0.3) * voice
+        + rng.normal(0, 0.05, (n, dim))
+    )
+    u = clustering.centred(clustering.unit_vectors(x).astype(np.float32))
+    pins = {int(np.flatnonzero((truth == p) & up)[0]): p for p in (0, 1)}  # "I'm ..." alike
+    got = clustering.split_named(u, np.zeros(n, dtype=np.int64), pins)
+    assert all(got[unit] == person for unit, person in pins.items())
+    assert np.mean(got == truth) >= 0.95
+
+
 def test_people_who_introduced_themselves_are_a_floor_on_the_speakers(
     three_voices: Meeting, three_features: features.Features
 ) -> None:
