@@ -8,7 +8,8 @@
    given (`num_speakers`), partitioned into that many (spectral clustering). When fewer voices
    are found than people introduced themselves (`introductions`), a voice in which two names
    were introduced is split around them (`clustering.split_named`); still fewer, the windows
-   are partitioned into as many as the people.
+   are partitioned into as many as the people. With as many voices, a voice holding two
+   introduced names is split too, and the two most alike other clusters merge.
 3. Every 20 ms of speech takes the speaker whose centroid is most similar, on average, to the
    windows that cover it; runs shorter than MIN_TURN join their longer neighbour, and turns of
    one speaker separated by less than JOIN_GAP_SECONDS are joined. Speakers are named S1, S2,
@@ -207,7 +208,10 @@ def diarize_features(
     `num_speakers` is given, a voice in which two of them introduced themselves is split
     around them; if that is still fewer, the windows are partitioned into as many speakers as
     people (at most `max_speakers`): two close voices the count cannot tell apart are still
-    two people when each said who they are."""
+    two people when each said who they are. When the voices give as many or more but one
+    voice holds two people who said their names, it is split around them too and the two
+    most alike other clusters merge (`clustering.merge_closest`): the count stays, the
+    partition follows the names."""
     if (num_speakers is not None and num_speakers < 1) or max_speakers < 1:
         raise ValueError("num_speakers and max_speakers must be at least 1")
     if len(f) == 0:
@@ -217,16 +221,17 @@ def diarize_features(
     labels = clustering.cluster(f.embeddings, units, num_speakers, max_speakers, threshold)
     k = int(labels.max()) + 1
     floor = min(len({i.name for i in introductions}), max_speakers)
-    if num_speakers is None and k < floor:
-        unit_labels = np.zeros(int(units.max()) + 1, dtype=np.int64)
-        unit_labels[units] = labels
-        split = clustering.split_named(
-            clustering.unit_vectors_of(f.embeddings, units),
-            unit_labels,
-            _named_units(f, units, introductions),
-        )[units]
-        if k < int(split.max()) + 1 <= max_speakers:
-            labels = split
+    named = _named_units(f, units, introductions) if num_speakers is None else {}
+    unit_labels = np.zeros(int(units.max()) + 1, dtype=np.int64)
+    unit_labels[units] = labels
+    if num_speakers is None and (k < floor or clustering.holds_two(unit_labels, named)):
+        vectors = clustering.unit_vectors_of(f.embeddings, units)
+        split = clustering.split_named(vectors, unit_labels, named)
+        if k >= floor:  # as many voices as names, but two names in one voice
+            split = clustering.merge_closest(f.embeddings, units, split, named, max_speakers)
+            labels = split[units] if int(split.max()) < max_speakers else labels
+        elif k < int(split.max()) + 1 <= max_speakers:
+            labels = split[units]
         else:
             labels = clustering.cluster(f.embeddings, units, floor, max_speakers)
         log.info("%d voices, %d people introduced: %d speakers", k, floor, int(labels.max()) + 1)

@@ -439,6 +439,58 @@ def test_people_who_introduced_themselves_are_a_floor_on_the_speakers(
     assert diarize_features(three_features, introductions=five).speakers >= 4
 
 
+def test_a_voice_holding_two_introduced_names_is_split_whatever_the_count(
+    three_voices: Meeting, three_features: features.Features
+) -> None:
+    from mina.insights.names import Introduction
+
+    def said(line: int, name: str) -> Introduction:
+        start, end, _ = three_voices.lines[line]
+        return Introduction(start, end, name)
+
+    found = diarize_features(three_features)
+    assert found.speakers == 3
+    # lines 0 and 3 are one voice: two names said in it, fewer names than voices
+    split = diarize_features(three_features, introductions=[said(0, "Ann"), said(3, "Dee")])
+    assert split.speakers == 4  # no two other clusters alike enough to be one voice
+    first, fourth = (three_voices.lines[i] for i in (0, 3))
+    at_first = {t.speaker for t in split.turns if t.start <= first[0] + 1 < t.end}
+    assert at_first and at_first.isdisjoint(
+        t.speaker for t in split.turns if t.start <= fourth[0] + 1 < t.end
+    )
+    assert diarize_features(three_features, num_speakers=3, introductions=[]) == diarize_features(
+        three_features, num_speakers=3, introductions=[said(0, "Ann"), said(3, "Dee")]
+    )  # a count given is kept
+
+
+def test_after_a_split_around_names_the_most_alike_clusters_merge_never_two_named() -> None:
+    from mina.insights import clustering
+
+    rng = np.random.default_rng(7)
+    dim = 192
+    axes = np.eye(dim)
+    # units: voice 0 split by the tree in two clusters (0 and 1), voices 1 and 2 named (2, 3)
+    voice = np.array([0] * 10 + [0] * 10 + [1] * 10 + [2] * 10)
+    unit_labels = np.repeat([0, 1, 2, 3], 10).astype(np.int64)
+    x = axes[voice + 1] * 1.0 + axes[0] * 0.5 + rng.normal(0, 0.05, (40, dim))
+    x = clustering.unit_vectors(x).astype(np.float32)
+    units = np.arange(40, dtype=np.int64)
+    named = {20: 0, 30: 1}  # Ann said her name in cluster 2, Bob in cluster 3
+    merged = clustering.merge_closest(x, units, unit_labels, named, most=6)
+    assert merged.max() == 2 and merged[0] == merged[10]  # the two pieces of one voice
+    # the named clusters are never merged, even when they are the most alike
+    twins = x.copy()
+    twins[30:] = x[20:30]
+    merged = clustering.merge_closest(twins, units, unit_labels, named, most=6)
+    assert merged[20] != merged[30] and merged[0] == merged[10]
+    # nothing alike enough: unchanged, unless there are more clusters than allowed
+    apart = clustering.unit_vectors(axes[np.arange(40) // 10 + 1] + rng.normal(0, 0.05, (40, dim)))
+    same = clustering.merge_closest(apart.astype(np.float32), units, unit_labels, named, 6)
+    assert np.array_equal(same, unit_labels)
+    fewer = clustering.merge_closest(apart.astype(np.float32), units, unit_labels, named, 3)
+    assert fewer.max() == 2
+
+
 def test_people_introduced_are_counted_once_per_name_as_heard() -> None:
     from mina.insights.names import introduced_people, introductions
 
