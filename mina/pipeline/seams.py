@@ -10,7 +10,10 @@ costs no transcription.
 
 The result is derived data, stored on the right chunk (`chunk.seam`) with the attempts of both
 neighbours it was made from: a chunk transcribed again makes it stale, and `joined` ignores a
-stale seam. Storing is conditional, so two workers making the same seam at once is harmless.
+stale seam. Storing is conditional, so two workers making the same seam at once is harmless;
+inside one process a boundary's seam (or the open tail before it) is made by one thread at a
+time, and a thread that wanted it too looks again once it is stored instead of transcribing it
+a second time (`_one_maker`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ from __future__ import annotations
 import itertools
 import logging
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -197,32 +203,114 @@ def repair(
         pairs = _open_pairs(session, conversation_id, rights)
     made = 0
     for left, right in pairs:
-        started = time.monotonic()
-        try:
-            seam = make(left, right, transcriber, storage, conversation_id, seconds, language)
-        except (MinaError, ValueError, OSError) as exc:
-            # The chunks' own words stand; the next repair (before the barrier) tries again.
-            log.warning(
-                "conversation %s: seam %d|%d not made: %s",
-                conversation_id,
-                left.index,
-                right.index,
-                exc,
-            )
-            continue
-        if store(left, right, seam):
-            made += 1
-            log.info(
-                "conversation %s: seam %d|%d made in %.2fs (%s)",
-                conversation_id,
-                left.index,
-                right.index,
-                time.monotonic() - started,
-                "transcribed" if seam.get("segments") is not None else "silent",
+        with _one_maker(conversation_id, right.index):
+            if not _still_open(left, right):  # made meanwhile (by the thread waited for)
+                continue
+            made += _make_and_store(
+                left, right, transcriber, storage, conversation_id, seconds, language
             )
     if rights is None:  # before the barrier: tails no seam will cover are transcribed here
         made += _close_tails(conversation_id, transcriber, storage, language)
     return made
+
+
+def _make_and_store(
+    left: Side,
+    right: Side,
+    transcriber: SampleTranscriber,
+    storage: Storage,
+    conversation_id: str,
+    seconds: float,
+    language: str | None,
+) -> int:
+    started = time.monotonic()
+    try:
+        seam = make(left, right, transcriber, storage, conversation_id, seconds, language)
+    except (MinaError, ValueError, OSError) as exc:
+        # The chunks' own words stand; the next repair (before the barrier) tries again.
+        log.warning(
+            "conversation %s: seam %d|%d not made: %s",
+            conversation_id,
+            left.index,
+            right.index,
+            exc,
+        )
+        return 0
+    if not store(left, right, seam):
+        return 0
+    log.info(
+        "conversation %s: seam %d|%d made in %.2fs (%s)",
+        conversation_id,
+        left.index,
+        right.index,
+        time.monotonic() - started,
+        "transcribed" if seam.get("segments") is not None else "silent",
+    )
+    return 1
+
+
+# --- one maker per boundary in this process ----------------------------------------------------
+
+_making: set[tuple[str, int]] = set()
+_made = threading.Condition()
+
+
+@contextmanager
+def _one_maker(conversation_id: str, right_index: int) -> Iterator[None]:
+    """Hold the boundary before chunk `right_index` (its seam, and the open tail of the chunk
+    before it) for this thread: another thread of this process that wants it waits here until
+    it is released, then looks again (`_still_open`, `_tail_still_open`) before transcribing.
+
+    Without it the chunk that finished last, the chunk before it and a `seam_and_settle` all
+    made the last boundary's seam, and transcribed the open tail it covers, while it was still
+    in flight: on bench/embedded.py's meeting 4 of 21 model calls, at the end of the run where
+    nothing else runs beside them, one of them after the reveal (delaying the exit). Across
+    processes storing stays conditional (`store`, `_close_tails`): at worst a call is wasted."""
+    key = (conversation_id, right_index)
+    with _made:
+        while key in _making:
+            _made.wait()
+        _making.add(key)
+    try:
+        yield
+    finally:
+        with _made:
+            _making.discard(key)
+            _made.notify_all()
+
+
+def _still_open(left: Side, right: Side) -> bool:
+    """The seam between the two is still to be made from these attempts (as `store` checks)."""
+    with session_scope() as session:
+        before, row = session.get(Chunk, left.id), session.get(Chunk, right.id)
+        return (
+            row is not None
+            and before is not None
+            and row.status == CHUNK_TRANSCRIBED
+            and before.status == CHUNK_TRANSCRIBED
+            and (before.attempts, row.attempts) == (left.attempts, right.attempts)
+            and not valid(row.seam, before, row)
+        )
+
+
+def _tail_still_open(conversation_id: str, side: Side) -> bool:
+    """The chunk's open tail still has neither its own transcription nor a seam after it."""
+    with session_scope() as session:
+        rows = session.scalars(
+            select(Chunk).where(
+                Chunk.conversation_id == conversation_id,
+                Chunk.index.in_([side.index, side.index + 1]),
+            )
+        ).all()
+        left = next((c for c in rows if c.index == side.index), None)
+        right = next((c for c in rows if c.index == side.index + 1), None)
+        return (
+            left is not None
+            and left.status == CHUNK_TRANSCRIBED
+            and left.attempts == side.attempts
+            and not _tail_valid(left)
+            and not _seamed(left, right)
+        )
 
 
 def _close_tails(
@@ -235,37 +323,55 @@ def _close_tails(
         sides = _open_tails(session, conversation_id)
     done = 0
     for side in sides:
-        tail = side.tail
-        assert tail is not None
-        try:
-            with tempfile.TemporaryDirectory(prefix="mina-tail-") as tmp:
-                samples = _samples(storage, conversation_id, side, Path(tmp))
-            result = transcriber.transcribe_samples(samples[int(tail * vad.RATE) :], language)
-        except (MinaError, ValueError, OSError) as exc:
-            log.warning(
-                "conversation %s: open tail of chunk %d not transcribed: %s",
-                conversation_id,
-                side.index,
-                exc,
-            )
-            continue
-        segments = [s.shifted(tail).model_dump(exclude_none=True) for s in result.segments]
-        with session_scope() as session:
-            row = session.get(Chunk, side.id, with_for_update=True)
-            if row is None or row.status != CHUNK_TRANSCRIBED or row.attempts != side.attempts:
-                continue
-            row.seam = {
-                **(row.seam or {}),
-                "tail": {"attempts": side.attempts, "segments": segments},
-            }
-        done += 1
-        log.info("conversation %s: open tail of chunk %d transcribed", conversation_id, side.index)
+        with _one_maker(conversation_id, side.index + 1):
+            if _tail_still_open(conversation_id, side):  # else covered meanwhile
+                done += _close_tail(conversation_id, side, transcriber, storage, language)
     return done
+
+
+def _close_tail(
+    conversation_id: str,
+    side: Side,
+    transcriber: SampleTranscriber,
+    storage: Storage,
+    language: str | None,
+) -> int:
+    tail = side.tail
+    assert tail is not None
+    try:
+        with tempfile.TemporaryDirectory(prefix="mina-tail-") as tmp:
+            samples = _samples(storage, conversation_id, side, Path(tmp))
+        result = transcriber.transcribe_samples(samples[int(tail * vad.RATE) :], language)
+    except (MinaError, ValueError, OSError) as exc:
+        log.warning(
+            "conversation %s: open tail of chunk %d not transcribed: %s",
+            conversation_id,
+            side.index,
+            exc,
+        )
+        return 0
+    segments = [s.shifted(tail).model_dump(exclude_none=True) for s in result.segments]
+    with session_scope() as session:
+        row = session.get(Chunk, side.id, with_for_update=True)
+        if row is None or row.status != CHUNK_TRANSCRIBED or row.attempts != side.attempts:
+            return 0
+        row.seam = {
+            **(row.seam or {}),
+            "tail": {"attempts": side.attempts, "segments": segments},
+        }
+    log.info("conversation %s: open tail of chunk %d transcribed", conversation_id, side.index)
+    return 1
+
+
+def _can_make(svc: Any) -> bool:
+    """Seams switched on and a transcriber that can make them (word times from samples): else
+    `repair` makes none, and nothing needs reading first (two transactions a chunk saved)."""
+    return bool(svc.settings.whisper_seams) and isinstance(svc.transcriber, SampleTranscriber)
 
 
 def repair_around(conversation_id: str, index: int, svc: Any) -> int:
     """The eager step of the chunk `index` that just finished: its two boundaries."""
-    if not svc.settings.whisper_seams:
+    if not _can_make(svc):
         return 0
     return repair(
         conversation_id,
@@ -280,7 +386,7 @@ def repair_around(conversation_id: str, index: int, svc: Any) -> int:
 def repair_before_barrier(conversation_id: str, svc: Any) -> int:
     """Every boundary still open, once the conversation is finished and no chunk is in flight
     (the barrier is about to pass): normally none, after a crash between two steps a few."""
-    if not svc.settings.whisper_seams:
+    if not _can_make(svc):
         return 0
     with session_scope() as session:
         conv = session.get(Conversation, conversation_id)
