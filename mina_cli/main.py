@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 import os
@@ -36,7 +37,26 @@ def _settings() -> Settings:
         raise click.ClickException(f"bad configuration: {exc}") from exc
 
 
-@click.group()
+class _Commands(click.Group):
+    """The commands, with `search` imported only when it is asked for (or listed by --help):
+    its imports (the meeting memory, SQLAlchemy, results, seams, scipy: ~0.5-1 s) came before
+    any command ran, so `mina process` started loading its model and cutting its files that
+    much later."""
+
+    LAZY = {"search": ("mina_cli.search", "search_command")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.LAZY])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.LAZY:
+            module, name = self.LAZY[cmd_name]
+            command: click.Command = getattr(importlib.import_module(module), name)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Commands)
 @click.option("-v", "--verbose", is_flag=True, help="log progress to stderr")
 def main(verbose: bool) -> None:
     """Mina: meeting audio in, transcript, analytics, action items and summary out."""
@@ -257,11 +277,6 @@ def doctor() -> None:
 
     ok = report(_settings(), Console(soft_wrap=True))
     sys.exit(0 if ok else 1)
-
-
-from mina_cli.search import search_command  # noqa: E402  (meeting memory)
-
-main.add_command(search_command)
 
 
 def entry() -> None:
