@@ -86,18 +86,18 @@ def record(
 def _lock_conversation(session: Session, conversation_id: str) -> None:
     """Once per transaction and conversation (SQLite: its write lock already orders commits)."""
     txn = session.get_transaction()
-    held: tuple[object, set[str]] | None = session.info.get(_LOCKS)
+    held: tuple[object, dict[str, Conversation | None]] | None = session.info.get(_LOCKS)
     if held is None or held[0] is not txn:
-        held = (txn, set())
+        held = (txn, {})
         session.info[_LOCKS] = held
     if conversation_id in held[1]:
         return
-    session.execute(
-        select(Conversation.id)
-        .where(Conversation.id == conversation_id)
-        .with_for_update(key_share=True)
+    # The whole row, not just its id: the caller usually reads or updates it next (a chunk's
+    # progress) and finds it loaded, as it is under this lock, without a second SELECT. Kept
+    # here to the commit: the session's identity map holds unchanged rows only weakly.
+    held[1][conversation_id] = session.get(
+        Conversation, conversation_id, with_for_update={"key_share": True}
     )
-    held[1].add(conversation_id)
 
 
 def as_message(ev: Event) -> Message:

@@ -91,13 +91,18 @@ def for_chunk(conversation_id: str) -> str:
     """The language to transcribe the conversation's next chunk in: its language once given
     or settled, else `auto` (detect)."""
     with session_scope() as session:
-        conv = session.get(Conversation, conversation_id)
-        if conv is None or conv.language is None:
-            return AUTO
-        last = _last_detection(session, conversation_id)
-        if last is not None and not last.get("sure"):
-            return AUTO
-        return conv.language
+        return for_chunk_in(session, conversation_id)
+
+
+def for_chunk_in(session: Session, conversation_id: str) -> str:
+    """`for_chunk` in the caller's transaction (the worker's claim)."""
+    conv = session.get(Conversation, conversation_id)
+    if conv is None or conv.language is None:
+        return AUTO
+    last = _last_detection(session, conversation_id)
+    if last is not None and not last.get("sure"):
+        return AUTO
+    return conv.language
 
 
 def for_chunk_id(chunk_id: str) -> str:

@@ -2,7 +2,9 @@
 
 `publish()` is called after a commit with the events' messages and returns at once: the caller's
 transaction never waits on Socket.IO or Redis. A daemon thread emits each message to the room
-`conversation:{id}`, stamps `emitted_at` with one UPDATE per batch, and sends the operators'
+`conversation:{id}` at once, stamps `emitted_at` with one UPDATE for what went out in the last
+`stamp_interval` seconds (0.25 s: one transaction for many chunks under load, not one per
+event; the scheduler's relay job only takes events unstamped for 5 s), and sends the operators'
 `dashboard_refresh`, coalesced: at most one per `dashboard_interval` seconds, the first change at
 once and the rest of a window merged into one trailing refresh, so the last change is never
 lost. What fails to go out keeps `emitted_at` NULL and the scheduler's relay job sends it later.
@@ -28,6 +30,7 @@ from mina.models import Event
 log = logging.getLogger(__name__)
 
 OPERATORS_ROOM = "operators"
+_STAMP_BATCH = 500  # stamped at once past this many, whatever the interval
 Message = dict[str, Any]
 
 
@@ -42,9 +45,10 @@ def room(conversation_id: str) -> str:
 
 
 class Relay:
-    def __init__(self, dashboard_interval: float = 0.5) -> None:
+    def __init__(self, dashboard_interval: float = 0.5, stamp_interval: float = 0.25) -> None:
         self._emitter: Emitter | None = None
         self._interval = dashboard_interval
+        self._stamp_interval = stamp_interval
         self._reset()
         self._exit_hook = False
         os.register_at_fork(after_in_child=self._reset)
@@ -55,6 +59,9 @@ class Relay:
         self._pending: list[Message] = []
         self._dirty: set[str] = set()
         self._last_refresh = float("-inf")
+        self._unstamped: list[int] = []  # emitted, `emitted_at` not written yet
+        self._last_stamp = float("-inf")
+        self._flushing = 0
         self._busy = False
         self._thread: threading.Thread | None = None
 
@@ -70,6 +77,8 @@ class Relay:
                 # ledger for the scheduler, and no refresh for old changes goes to a later one.
                 self._pending, self._dirty = [], set()
                 self._cond.notify_all()
+        if emitter is None:
+            self._stamp_now()  # what went out is stamped, so the scheduler does not resend it
         if emitter is not None:
             self._ensure_thread()
 
@@ -116,11 +125,16 @@ class Relay:
         """Wait until everything published so far went out (tests, shutdown)."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._pending or self._busy or self._dirty:
-                left = deadline - time.monotonic()
-                if left <= 0 or self._thread is None:
-                    return False
-                self._cond.wait(left)
+            self._flushing += 1  # stamps at once, without waiting for the interval
+            self._cond.notify_all()
+            try:
+                while self._pending or self._busy or self._dirty or self._unstamped:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or self._thread is None:
+                        return False
+                    self._cond.wait(left)
+            finally:
+                self._flushing -= 1
         return True
 
     def _ensure_thread(self) -> None:
@@ -136,14 +150,27 @@ class Relay:
     def _due(self) -> bool:
         return bool(self._dirty) and time.monotonic() >= self._last_refresh + self._interval
 
+    def _stamp_due(self) -> bool:
+        if not self._unstamped:
+            return False
+        if self._flushing or len(self._unstamped) >= _STAMP_BATCH:
+            return True
+        return time.monotonic() >= self._last_stamp + self._stamp_interval
+
+    def _wait_seconds(self) -> float | None:
+        """Until the next refresh or stamp is due; None: until something is published."""
+        now, waits = time.monotonic(), []
+        if self._dirty:
+            waits.append(self._last_refresh + self._interval - now)
+        if self._unstamped:
+            waits.append(self._last_stamp + self._stamp_interval - now)
+        return max(0.0, min(waits)) if waits else None
+
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._pending and not self._due():
-                    wait = None
-                    if self._dirty:
-                        wait = max(0.0, self._last_refresh + self._interval - time.monotonic())
-                    self._cond.wait(wait)
+                while not self._pending and not self._due() and not self._stamp_due():
+                    self._cond.wait(self._wait_seconds())
                 batch, self._pending = self._pending, []
                 self._busy = True
             try:
@@ -158,13 +185,17 @@ class Relay:
 
     def _step(self, batch: list[Message]) -> None:
         emitter = self._emitter
+        if emitter is not None and batch:
+            sent = _emit_all(emitter, batch)
+            with self._cond:
+                self._unstamped += [m["id"] for m in sent]
+                self._dirty |= {m["conversation_id"] for m in batch if m["conversation_id"]}
+        with self._cond:
+            stamp = self._stamp_due()
+        if stamp:
+            self._stamp_now()
         if emitter is None:
             return
-        if batch:
-            sent = _emit_all(emitter, batch)
-            _stamp([m["id"] for m in sent])
-            with self._cond:
-                self._dirty |= {m["conversation_id"] for m in batch if m["conversation_id"]}
         with self._cond:
             if not self._due():
                 return
@@ -174,6 +205,12 @@ class Relay:
             emitter.emit("dashboard_refresh", {"conversation_ids": ids}, OPERATORS_ROOM)
         except TransientError as exc:
             log.warning("relay: dashboard_refresh for %d conversation(s) lost: %s", len(ids), exc)
+
+    def _stamp_now(self) -> None:
+        with self._cond:
+            ids, self._unstamped = self._unstamped, []
+            self._last_stamp = time.monotonic()
+        _stamp(ids)
 
 
 def _emit_all(emitter: Emitter, messages: Sequence[Message]) -> list[Message]:

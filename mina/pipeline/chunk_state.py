@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy import null as sa_null
 from sqlalchemy.orm import Session
 
@@ -103,28 +103,42 @@ class Claim:
 
 def claim(chunk_id: str, settings: Settings) -> Claim | None:
     """Take the chunk if it is queued or its lease expired; None if someone else holds it."""
-    now = utcnow()
     with session_scope() as session:
-        taken = session.execute(
-            update(Chunk)
-            .where(
-                Chunk.id == chunk_id,
-                Chunk.status.in_(MACHINE.sources("claim")),
-                or_(Chunk.status == QUEUED, Chunk.lease_until < now),
-            )
-            .values(
-                status=PROCESSING,
-                attempts=Chunk.attempts + 1,
-                started_at=now,
-                lease_until=heartbeat.first_lease(now, settings.lease_seconds, settings),
-            )
-            .execution_options(synchronize_session=False)
+        return claim_in(session, chunk_id, settings)
+
+
+def claim_in(session: Session, chunk_id: str, settings: Settings) -> Claim | None:
+    """`claim` in the caller's transaction, which must commit before the claim is acted on
+    (the worker reads what it needs for the call, the conversation's language, in the same
+    transaction: one round of BEGIN and COMMIT fewer per chunk). One statement: the
+    conditional UPDATE returns the claimed row's fields."""
+    now = utcnow()
+    row = session.execute(
+        update(Chunk)
+        .where(
+            Chunk.id == chunk_id,
+            Chunk.status.in_(MACHINE.sources("claim")),
+            or_(Chunk.status == QUEUED, Chunk.lease_until < now),
         )
-        if taken.rowcount != 1:  # type: ignore[attr-defined]
-            return None
-        chunk = session.get(Chunk, chunk_id, populate_existing=True)
-        assert chunk is not None
-        return claim_of(chunk)
+        .values(
+            status=PROCESSING,
+            attempts=Chunk.attempts + 1,
+            started_at=now,
+            lease_until=heartbeat.first_lease(now, settings.lease_seconds, settings),
+        )
+        .returning(
+            Chunk.id,
+            Chunk.conversation_id,
+            Chunk.index,
+            Chunk.attempts,
+            Chunk.storage_key,
+            Chunk.started_at,
+        )
+        .execution_options(synchronize_session=False)
+    ).one_or_none()
+    if row is None:
+        return None
+    return Claim(*row)
 
 
 def renew_lease(c: Claim, settings: Settings) -> bool:
@@ -153,6 +167,17 @@ def extend_lease(c: Claim, settings: Settings) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Ended:
+    """A chunk the claim's holder made terminal (`complete`, `fail`). `barrier_due`: the
+    conversation was finished and its barrier not passed yet, read under the conversation's
+    lock in the same transaction. When False the holder need not run the barrier: a finish
+    committed after this transaction runs the barrier itself (its update of the conversation
+    row waits for the lock held here) and sees this chunk terminal."""
+
+    barrier_due: bool
+
+
 def _mine(c: Claim) -> Any:
     """The chunk, still under this claim (the condition of every change its holder makes)."""
     return and_(Chunk.id == c.chunk_id, Chunk.status == PROCESSING, Chunk.attempts == c.attempt)
@@ -163,7 +188,8 @@ def complete(
     segments: list[Segment],
     duration: float | None,
     warnings: list[dict[str, Any]] | None = None,
-) -> bool:
+) -> Ended | None:
+    """Store the words; None if the claim was lost meanwhile."""
     text = " ".join(s.text.strip() for s in segments if s.text.strip())
     now = utcnow()
     with session_scope() as session:
@@ -184,7 +210,7 @@ def complete(
         done = session.execute(update(Chunk).where(_mine(c)).values(**values))
         if done.rowcount != 1:  # type: ignore[attr-defined]
             log.info("chunk %s: claim %d lost before completion", c.chunk_id, c.attempt)
-            return False
+            return None
         events.record(
             session,
             c.conversation_id,
@@ -197,12 +223,13 @@ def complete(
                 **({"warnings": warnings} if warnings else {}),
             },
         )
-        update_progress(session, c.conversation_id)
+        due = update_progress(session, c.conversation_id)
     log.info("conversation %s: chunk %d transcribed", c.conversation_id, c.index)
-    return True
+    return Ended(due)
 
 
-def fail(c: Claim, error: str, kind: str) -> bool:
+def fail(c: Claim, error: str, kind: str) -> Ended | None:
+    """Fail the chunk for good; None if the claim was lost meanwhile."""
     now = utcnow()
     with session_scope() as session:
         done = session.execute(
@@ -211,14 +238,14 @@ def fail(c: Claim, error: str, kind: str) -> bool:
             .values(status=FAILED, error=error, error_kind=kind, finished_at=now, lease_until=None)
         )
         if done.rowcount != 1:  # type: ignore[attr-defined]
-            return False
+            return None
         events.record(
             session,
             c.conversation_id,
             "chunk_failed",
             {"chunk_id": c.chunk_id, "index": c.index, "error": error, "error_kind": kind},
         )
-        update_progress(session, c.conversation_id)
+        due = update_progress(session, c.conversation_id)
     log.warning(
         "conversation %s: chunk %d failed (%s) after %d attempt(s): %s",
         c.conversation_id,
@@ -227,7 +254,7 @@ def fail(c: Claim, error: str, kind: str) -> bool:
         c.attempt,
         error,
     )
-    return True
+    return Ended(due)
 
 
 def release(c: Claim, error: str, *, wait_seconds: float | None = None) -> bool:
@@ -277,16 +304,25 @@ def give_up(session: Session, chunk: Chunk, reason: str) -> None:
     update_progress(session, chunk.conversation_id)
 
 
-def update_progress(session: Session, conversation_id: str) -> None:
-    """Transcription fills 0-70 % of `progress`; post-processing the rest."""
+def update_progress(session: Session, conversation_id: str) -> bool:
+    """Transcription fills 0-70 % of `progress`; post-processing the rest. Returns whether the
+    barrier may be due: the conversation is finished and has not passed it.
+
+    The conversation row is normally loaded already, under the lock `events.record` took, so
+    this is one statement: both counts at once."""
     conv = session.get(Conversation, conversation_id)
     if conv is None or conv.is_all_chunks_transcribed:
-        return
-    base = select(func.count()).select_from(Chunk).where(Chunk.conversation_id == conversation_id)
-    total = session.scalar(base) or 0
-    terminal = session.scalar(base.where(Chunk.status.in_(TERMINAL))) or 0
-    expected = max(total, conv.expected_chunks or 0)
-    conv.progress = int(70 * terminal / expected) if expected else 0
+        return False
+    total, terminal = session.execute(
+        select(func.count(), func.coalesce(func.sum(case((Chunk.status.in_(TERMINAL), 1))), 0))
+        .select_from(Chunk)
+        .where(Chunk.conversation_id == conversation_id)
+    ).one()
+    expected = max(total or 0, conv.expected_chunks or 0)
+    progress = int(70 * (terminal or 0) / expected) if expected else 0
+    if conv.progress != progress:
+        conv.progress = progress
+    return bool(conv.is_finished)
 
 
 def current_claim(chunk_id: str) -> Claim | None:

@@ -91,11 +91,13 @@ def complete_job(
     except PermanentError as exc:
         job = JobStatus("error", error=str(exc))
     if job.segments is not None:
-        if state.complete(claim, job.segments, None):
+        ended = state.complete(claim, job.segments, None)
+        if ended:
             if started is not None:
                 seconds = (utcnow() - started).total_seconds()
                 metrics.CHUNK_SECONDS.labels(provider_name).observe(seconds)
-            barrier.settle(claim.conversation_id, dispatcher)
+            if ended.barrier_due:  # else the finish to come runs it (chunk_state.Ended)
+                barrier.settle(claim.conversation_id, dispatcher)
         return FINISHED_OK
     if job.status == "error":
         _fail(claim, f"{provider_name} job {job_id}: {job.error}", state.PERMANENT, dispatcher)
@@ -104,9 +106,11 @@ def complete_job(
 
 
 def _fail(claim: state.Claim, error: str, kind: str, dispatcher: Dispatcher) -> None:
-    if state.fail(claim, error, kind):
+    ended = state.fail(claim, error, kind)
+    if ended:
         metrics.CHUNK_FAILURES.labels(kind).inc()
-        barrier.settle(claim.conversation_id, dispatcher)
+        if ended.barrier_due:  # else the finish to come runs it (chunk_state.Ended)
+            barrier.settle(claim.conversation_id, dispatcher)
 
 
 def complete_delivery(delivery_id: int, settings: Settings, dispatcher: Dispatcher) -> str:

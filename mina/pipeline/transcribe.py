@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 
 from mina import audio, coverage, languages, metrics, resilience
+from mina.db import session_scope
 from mina.errors import MinaError, NotFound, PermanentError, TransientError
 from mina.insights import features, speaker_model
 from mina.pipeline import barrier, heartbeat, provider_jobs, seams
@@ -71,7 +72,12 @@ def _normalized(storage: Storage, claim: state.Claim, workdir: Path) -> tuple[Pa
 
 def run_chunk(chunk_id: str, svc: Services, *, last_try: bool = False) -> str:
     """Transcribe one chunk: transcribed, failed, split, submitted (async job) or skipped."""
-    claim = state.claim(chunk_id, svc.settings)
+    # The claim and the language to transcribe in: one transaction, committed before the call.
+    language = languages.AUTO
+    with session_scope() as session:
+        claim = state.claim_in(session, chunk_id, svc.settings)
+        if claim is not None:
+            language = languages.for_chunk_in(session, claim.conversation_id)
     if claim is None:
         log.info("chunk %s: not claimable (held elsewhere or already terminal)", chunk_id)
         return "skipped"
@@ -90,7 +96,6 @@ def run_chunk(chunk_id: str, svc: Services, *, last_try: bool = False) -> str:
                 if duration > limit:
                     _split(claim, wav, svc, limit)
                     return "split"
-                language = languages.for_chunk(claim.conversation_id)  # a code, or auto: detect
                 result = svc.transcriber.transcribe(wav, language)
                 _keep_features(svc, claim, wav)
         except CircuitOpen as exc:
@@ -106,7 +111,7 @@ def run_chunk(chunk_id: str, svc: Services, *, last_try: bool = False) -> str:
         except MinaError as exc:  # permanent: corrupt audio, a provider's 400/401, bad settings
             return _failed(claim, svc, str(exc), state.PERMANENT)
     try:
-        state.complete(claim, result.segments, duration, result.warnings)
+        ended = state.complete(claim, result.segments, duration, result.warnings)
     except OperationalError as exc:
         # The connection dropped inside the completing transaction: it rolled back, nothing was
         # written. Transient: the chunk goes back to the queue and the actor retries it (if the
@@ -124,7 +129,7 @@ def run_chunk(chunk_id: str, svc: Services, *, last_try: bool = False) -> str:
         claim.index,
         seconds,
     )
-    _after_terminal(claim, svc, transcribed=True)
+    _after_terminal(claim, svc, ended, transcribed=True)
     return "transcribed"
 
 
@@ -145,18 +150,26 @@ def _transient(claim: state.Claim, svc: Services, error: str, last_try: bool) ->
 
 
 def _failed(claim: state.Claim, svc: Services, error: str, kind: str) -> str:
-    if state.fail(claim, error, kind):
+    ended = state.fail(claim, error, kind)
+    if ended:
         metrics.CHUNK_FAILURES.labels(kind).inc()
-    _after_terminal(claim, svc)
+    _after_terminal(claim, svc, ended)
     return "failed"
 
 
-def _after_terminal(claim: state.Claim, svc: Services, *, transcribed: bool = False) -> None:
+def _after_terminal(
+    claim: state.Claim, svc: Services, ended: state.Ended | None, *, transcribed: bool = False
+) -> None:
     if transcribed:  # the boundaries whose other side is already in (docs/transcription.md)
         seams.repair_around(claim.conversation_id, claim.index, svc)
+    if ended is not None and not ended.barrier_due:
+        # The conversation was not finished when this chunk turned terminal (read under its
+        # lock): the finish that comes later runs the barrier and sees this chunk terminal.
+        return
     seams.repair_before_barrier(claim.conversation_id, svc)
-    # Always: the conversation may have been finished while this chunk was in flight, and the
-    # finish group's callback may already have fired. The barrier reads the flag under lock.
+    # The conversation may have been finished while this chunk was in flight, and the finish
+    # group's callback may already have fired. The barrier reads the flag under lock. A claim
+    # lost before the end (`ended` None) settles too: whoever ended the chunk may not have.
     barrier.settle(claim.conversation_id, svc.dispatcher, seams_made=True)
 
 
@@ -232,8 +245,8 @@ def assemble(chunk_id: str, svc: Services) -> str:
         segments += [s.shifted(offset) for s in result.segments]
         warnings += [coverage.shifted_warning(w, offset) for w in body.get("warnings", [])]
         offset += float(body["duration"])
-    state.complete(claim, segments, offset, warnings)
+    ended = state.complete(claim, segments, offset, warnings)
     for blob in list(svc.storage.list(prefix)):
         svc.storage.delete(blob.key)
-    _after_terminal(claim, svc, transcribed=True)
+    _after_terminal(claim, svc, ended, transcribed=True)
     return "transcribed"

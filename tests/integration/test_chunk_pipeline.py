@@ -212,6 +212,107 @@ def test_every_chunk_failing_marks_transcription_failed(
     assert "post_transcription_failed" in event_types(cid)
 
 
+def _queued_chunks(cid: str, n: int) -> list[str]:
+    with session_scope() as s:
+        rows = [
+            Chunk(
+                conversation_id=cid,
+                index=i,
+                sha256=f"{i:064d}",
+                size=1,
+                mime="audio/ogg",
+                storage_key=f"k{i}",
+                status="queued",
+            )
+            for i in range(n)
+        ]
+        s.add_all(rows)
+        s.flush()
+        return [c.id for c in rows]
+
+
+def test_a_chunk_ended_before_finish_leaves_the_barrier_to_the_finish(client: Any) -> None:
+    """`complete`/`fail` tell the worker whether the barrier can be due (the conversation was
+    finished, read under its lock); a chunk of an open conversation skips it, and the finish
+    that comes later passes it."""
+    from mina.dispatch import NullDispatcher
+    from mina.pipeline import barrier, chunk_state
+    from mina.pipeline.finish import finish_conversation
+    from mina.settings import get_settings
+
+    settings = get_settings()
+    cid, _ = create(client)
+    first, second = _queued_chunks(cid, 2)
+    claim = chunk_state.claim(first, settings)
+    assert claim is not None and claim.attempt == 1 and claim.conversation_id == cid
+    assert chunk_state.claim(first, settings) is None  # held: the conditional UPDATE says so
+    ended = chunk_state.complete(claim, [], 30.0)
+    assert ended is not None and ended.barrier_due is False
+    finish_conversation(cid, None, NullDispatcher())  # the second chunk is still queued
+    claim = chunk_state.claim(second, settings)
+    assert claim is not None
+    ended = chunk_state.fail(claim, "unreadable", chunk_state.PERMANENT)
+    assert ended is not None and ended.barrier_due is True
+    assert chunk_state.fail(claim, "again", chunk_state.PERMANENT) is None  # the claim is spent
+    assert barrier.settle(cid, NullDispatcher(), seams_made=True)
+    with session_scope() as s:
+        conv = s.get(Conversation, cid)
+        assert conv is not None and conv.is_all_chunks_transcribed and conv.progress == 70
+    claim_again = chunk_state.Claim(second, cid, 1, 1, "k1")
+    assert chunk_state.complete(claim_again, [], 1.0) is None  # terminal: nothing changes
+
+
+def _complete_while_finishing(client: Any) -> str:
+    """One race of the last chunk's `complete` against the conversation's finish; returns the
+    conversation's id once both sides are done."""
+    from mina.dispatch import NullDispatcher
+    from mina.pipeline import barrier, chunk_state
+    from mina.pipeline.finish import finish_conversation
+    from mina.settings import get_settings
+
+    cid, _ = create(client)
+    (chunk_id,) = _queued_chunks(cid, 1)
+    claim = chunk_state.claim(chunk_id, get_settings())
+    assert claim is not None
+    start = threading.Barrier(2)
+    wins: list[bool] = []
+
+    def worker() -> None:
+        start.wait()
+        ended = chunk_state.complete(claim, [], 30.0)
+        assert ended is not None
+        if ended.barrier_due:  # what transcribe._after_terminal does
+            wins.append(barrier.settle(cid, NullDispatcher(), seams_made=True))
+
+    def finisher() -> None:
+        start.wait()
+        finish_conversation(cid, None, NullDispatcher())  # settles when nothing is pending
+        wins.append(barrier.settle(cid, NullDispatcher()))  # else the finish group's callback
+
+    threads = [threading.Thread(target=worker), threading.Thread(target=finisher)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wins.count(True) <= 1, wins  # (finish_conversation may have passed it itself)
+    with session_scope() as s:
+        conv = s.get(Conversation, cid)
+        assert conv is not None and conv.is_all_chunks_transcribed, "barrier stranded"
+    return cid
+
+
+def test_a_chunk_ending_while_the_conversation_finishes_never_strands_the_barrier(
+    client: Any,
+) -> None:
+    """The race the skipped barrier must survive: the last chunk completes while finish
+    commits. The worker settles only when its `complete` saw the conversation finished; the
+    finish settles after its commit. Whichever order the two transactions take, the barrier
+    passes, once."""
+    for _ in range(12):
+        cid = _complete_while_finishing(client)
+        assert event_types(cid).count("transcription_complete") == 1
+
+
 def test_duplicate_and_concurrent_messages_transcribe_once(
     client: Any, workers: Any, env: Any, two_voices: Meeting
 ) -> None:

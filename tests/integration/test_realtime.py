@@ -503,6 +503,42 @@ def test_relay_emits_in_order_stamps_and_coalesces_refreshes(clean_db: str) -> N
     assert unstamped(messages) == 0
 
 
+def test_relay_stamps_a_burst_in_few_transactions_and_without_a_flush(clean_db: str) -> None:
+    """Emitted at once, stamped together: one UPDATE per `stamp_interval`, not one per event,
+    and the stamps are written by the relay's own timer (no flush asked for)."""
+    from sqlalchemy import event as sa_event
+
+    from mina.db import get_engine
+    from mina.relay import Relay
+
+    messages = _conversations_with_events(2, 15)
+    stamps: list[float] = []
+
+    def count(_conn: Any, _cur: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE EVENT SET EMITTED_AT"):
+            stamps.append(time.monotonic())
+
+    engine = get_engine()
+    sa_event.listen(engine, "before_cursor_execute", count)
+    recorder = Recorder()
+    relay = Relay(stamp_interval=0.3)
+    relay.set_emitter(recorder, dashboard_interval=0.3)
+    try:
+        started = time.monotonic()
+        for m in messages:
+            relay.publish([m])  # one commit each: 30 events in a burst
+            time.sleep(0.01)
+        wait_for(lambda: unstamped(messages) == 0, timeout=10)
+        elapsed = time.monotonic() - started
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", count)
+    emitted = [d["id"] for _, e, d, _ in recorder.sent if e == "probe"]
+    assert emitted == [m["id"] for m in messages]  # every one went out, in order
+    assert 1 <= len(stamps) <= 2 + elapsed / 0.3 < len(messages), (len(stamps), elapsed)
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    assert all(gap >= 0.25 for gap in gaps), gaps
+
+
 def test_unemitted_events_stay_in_the_ledger_until_the_relay_job(clean_db: str) -> None:
     from mina import events
     from mina.realtime import build_emitter
