@@ -88,6 +88,12 @@ def _outcome(cid: str) -> dict[str, Any]:
     with session_scope() as s:
         tasks = s.scalars(select(PostTask).where(PostTask.conversation_id == cid)).all()
         durations = {t.name: (t.duration_ms or 0) / 1000 for t in tasks}
+        spans = {t.name: (t.started_at, t.finished_at) for t in tasks}
+        barrier = s.scalar(
+            select(Event.created_at).where(
+                Event.conversation_id == cid, Event.type == "transcription_complete"
+            )
+        )
         failed = [t.name for t in tasks if t.status != "done"]
         times = s.execute(
             select(Chunk.started_at, Chunk.finished_at).where(Chunk.conversation_id == cid)
@@ -101,7 +107,23 @@ def _outcome(cid: str) -> dict[str, Any]:
         "critical": critical,
         "first_start": min(t[0] for t in times if t[0]),
         "last_done": max(t[1] for t in times if t[1]),
+        "barrier": barrier,
+        "spans": spans,
     }
+
+
+def timeline(out: dict[str, Any], finished_at: Any) -> str:
+    """Where finish → reveal went: seconds after the finish of the last chunk's end, the
+    barrier, each task's start-end, the reveal (gaps between them are queue pick-up)."""
+
+    def at(t: Any) -> str:
+        return f"{(t - finished_at).total_seconds():.1f}" if t is not None else "?"
+
+    tasks = sorted(out["spans"].items(), key=lambda kv: (kv[1][0] is None, kv[1][0] or 0))
+    parts = [f"last chunk {at(out['last_done'])}", f"barrier {at(out['barrier'])}"]
+    parts += [f"{name} {at(a)}-{at(b)}" for name, (a, b) in tasks]
+    parts.append(f"reveal {at(out['revealed'])}")
+    return "  after finish (s): " + ", ".join(parts)
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -205,6 +227,7 @@ def main() -> None:
             f"{cpu / args.chunks:.2f} s per chunk (upload to reveal)",
             flush=True,
         )
+        print(timeline(out, finished_at), flush=True)
         if args.live_chunks:
             req.new_conversations(1, "live")
             for k in range(args.live_chunks):
@@ -225,6 +248,7 @@ def main() -> None:
                 f"{target:.1f} s: {'met' if live_wall <= target else 'NOT met'} "
                 f"(critical {live['critical']:.1f} s)"
             )
+            print(timeline(live, finished_at), flush=True)
         print(f"ratio={ratio:.2f}")
     finally:
         if worker is not None:

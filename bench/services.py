@@ -84,10 +84,12 @@ def start_worker(
     cmd += ["--threads", str(threads)]
     if queues:
         cmd += ["--queues", *queues]
+    # `mina worker` (the Procfile's) has idle consumers poll every 100 ms, not back off to 1 s.
+    poll = {"dramatiq_worker_timeout": os.environ.get("dramatiq_worker_timeout", "100")}  # noqa: SIM112
     proc = subprocess.Popen(
         cmd,
         cwd=root,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **poll, **(env or {})},
         stdout=log_path.open("wb"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
