@@ -262,6 +262,27 @@ def test_a_chunk_ended_before_finish_leaves_the_barrier_to_the_finish(client: An
     assert chunk_state.complete(claim_again, [], 1.0) is None  # terminal: nothing changes
 
 
+def test_a_database_out_of_reach_at_the_claim_is_retried_not_dropped(
+    clean_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The actor retries only `TransientError`: a claim that cannot reach the database must
+    raise one, or the message is dropped and the chunk waits for the scheduler."""
+    from types import SimpleNamespace
+
+    from sqlalchemy.exc import OperationalError
+
+    from mina.errors import TransientError
+    from mina.pipeline import chunk_state, transcribe
+    from mina.settings import get_settings
+
+    def down(*_: Any) -> None:
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(chunk_state, "claim_in", down)
+    with pytest.raises(TransientError, match="database out of reach"):
+        transcribe.run_chunk("no-such-chunk", SimpleNamespace(settings=get_settings()))  # type: ignore[arg-type]
+
+
 def _complete_while_finishing(client: Any) -> str:
     """One race of the last chunk's `complete` against the conversation's finish; returns the
     conversation's id once both sides are done."""
