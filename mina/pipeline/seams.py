@@ -263,9 +263,10 @@ def _one_maker(conversation_id: str, right_index: int) -> Iterator[None]:
 
     Without it the chunk that finished last, the chunk before it and a `seam_and_settle` all
     made the last boundary's seam, and transcribed the open tail it covers, while it was still
-    in flight: on bench/embedded.py's meeting 4 of 21 model calls, at the end of the run where
-    nothing else runs beside them, one of them after the reveal (delaying the exit). Across
-    processes storing stays conditional (`store`, `_close_tails`): at worst a call is wasted."""
+    in flight: on bench/embedded.py's meeting, under load, 3 extra model calls of 21 at the end
+    of the run, one of them after the reveal (delaying the exit); a race, absent on a quiet
+    machine. Across processes storing stays conditional (`store`, `_close_tails`): at worst a
+    call is wasted."""
     key = (conversation_id, right_index)
     with _made:
         while key in _making:
