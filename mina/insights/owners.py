@@ -14,7 +14,8 @@ An item carries how it was said (`owner_basis`, set by the extraction):
      is not known by that name);
   4. with two speakers, the one who did not ask: nobody asks themselves, so a name misheard
      past any spelling ("Mayna" for someone known as "Vayner") or a yes that diarization gave
-     to the asker's voice still finds its owner;
+     to the asker's voice still finds its owner; not when that voice itself speaks to the name
+     ("Thanks, Bob."): then the one asked is someone else, perhaps not in the room;
   5. the other speaker whose turn comes right after the request, when it is a short answer
      (at most `_REPLY_WORDS` words, no question, no refusal: "Of course" heard as "and
      course" is still the addressee answering), unless known by another name than the one
@@ -188,11 +189,26 @@ def _asked(
         return None, None
     asker = pieces[k][2]
     others = sorted(str(v) for v in voices - {asker}) if asker not in _UNKNOWN else []
-    if len(voices) == 2 and len(others) == 1:
+    if len(voices) == 2 and len(others) == 1 and not _calls(pieces, others[0], name):
         return others[0], None  # two people talk: the one asked is the one who did not ask
-    if not called.contradicted(reply, name):
+    if not called.contradicted(reply, name) and not _calls(pieces, reply, name):
         return reply, None
     return None, None
+
+
+def _calls(
+    pieces: list[tuple[float, float, str | None, str]], voice: str | None, name: str | None
+) -> bool:
+    """True when `voice` itself speaks to `name` ("Thanks, Bob."): it is not that person, so
+    the one asked is someone else, perhaps not in the room."""
+    if voice is None or name is None:
+        return False
+    return any(
+        names_mod.same_name(name, called)
+        for _, _, who, text in pieces
+        if who == voice
+        for called in names_mod.addressed(text)
+    )
 
 
 def settle(
