@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import current_app, request, session
+from sqlalchemy.orm import Session
 
 from mina import conversations
 from mina.conversations import check_operator
@@ -32,5 +33,11 @@ def require_operator() -> None:
 
 def authorize_conversation(conversation_id: str) -> conversations.Conversation:
     """The conversation, if the bearer token is its participant token or the operator's."""
-    with session_scope() as session:
-        return conversations.authorize(session, conversation_id, bearer(), operator_token())
+    with session_scope() as db:
+        return authorize_in(db, conversation_id)
+
+
+def authorize_in(db: Session, conversation_id: str) -> conversations.Conversation:
+    """`authorize_conversation` inside the caller's transaction (one round of BEGIN and COMMIT
+    for a view that reads more in the same breath: the chunk upload)."""
+    return conversations.authorize(db, conversation_id, bearer(), operator_token())

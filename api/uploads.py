@@ -7,7 +7,7 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 from spectree import Response as Resp
 
-from api.auth import authorize_conversation
+from api.auth import authorize_conversation, authorize_in
 from api.context import services
 from api.extensions import spec
 from api.inputs import json_body
@@ -20,6 +20,7 @@ from api.schemas import (
     error_responses,
 )
 from mina import ingest, presign
+from mina.db import session_scope
 from mina.errors import ValidationError
 
 bp = Blueprint("uploads", __name__, url_prefix="/api/conversations")
@@ -40,16 +41,20 @@ ERRORS = error_responses(400, 401, 403, 404, 409)
     ),
 )
 def upload_chunk(conversation_id: str) -> tuple[Response, int]:
-    authorize_conversation(conversation_id)
     svc = services()
-    index = ingest.check_index(request.form.get("index"), svc.settings)
-    upload = request.files.get("file")
-    if upload is None:
-        raise ValidationError("multipart field 'file' is required", code="missing_file")
-    accepted = ingest.accept_chunk(
+    # The token, the index's chunk and whether the conversation still accepts: one transaction.
+    with session_scope() as db:
+        conv = authorize_in(db, conversation_id)
+        index = ingest.check_index(request.form.get("index"), svc.settings)
+        upload = request.files.get("file")
+        if upload is None:
+            raise ValidationError("multipart field 'file' is required", code="missing_file")
+        existing = ingest.precheck_in(db, conv, index)
+    accepted = ingest.receive(
         conversation_id,
         index,
         upload.stream,  # type: ignore[arg-type]
+        existing,
         storage=svc.storage,
         dispatcher=svc.dispatcher,
         settings=svc.settings,

@@ -155,10 +155,15 @@ def precheck(conversation_id: str, index: int) -> Chunk | None:
         conv = session.get(Conversation, conversation_id)
         if conv is None:
             raise NotFound(f"conversation {conversation_id} not found")
-        existing = _existing(session, conversation_id, index)
-        if existing is None:
-            _ensure_accepting(conv, index)
-        return existing
+        return precheck_in(session, conv, index)
+
+
+def precheck_in(session: Session, conv: Conversation, index: int) -> Chunk | None:
+    """`precheck` on a conversation the caller loaded in its own transaction."""
+    existing = _existing(session, conv.id, index)
+    if existing is None:
+        _ensure_accepting(conv, index)
+    return existing
 
 
 def accept_chunk(
@@ -171,6 +176,28 @@ def accept_chunk(
     settings: Settings,
 ) -> Accepted:
     existing = precheck(conversation_id, index)
+    return receive(
+        conversation_id,
+        index,
+        stream,
+        existing,
+        storage=storage,
+        dispatcher=dispatcher,
+        settings=settings,
+    )
+
+
+def receive(
+    conversation_id: str,
+    index: int,
+    stream: BinaryIO,
+    existing: Chunk | None,
+    *,
+    storage: Storage,
+    dispatcher: Dispatcher,
+    settings: Settings,
+) -> Accepted:
+    """`accept_chunk` after its precheck: `existing` is what `precheck` found at the index."""
     workdir = Path(tempfile.mkdtemp(prefix="mina-upload-"))
     try:
         upload = validate(stream, workdir, settings)
