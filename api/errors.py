@@ -6,6 +6,8 @@ The mapping from `mina.errors` to HTTP lives here and nowhere else.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from flask import Flask, Response, jsonify
 from pydantic import ValidationError as PydanticValidationError
@@ -42,6 +44,17 @@ STATUS: tuple[tuple[type[MinaError], int], ...] = (
 )
 
 
+def first_problem(errors: Sequence[Mapping[str, Any]], fallback: str) -> str:
+    """The first of pydantic's validation errors as "field.path: message" (the message alone when
+    it has no location; `fallback` when there is none): one wording for every refused body."""
+    if not errors:
+        return fallback
+    first = errors[0]
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    detail = str(first.get("msg", fallback))
+    return f"{where}: {detail}" if where else detail
+
+
 def status_of(exc: MinaError) -> int:
     """The HTTP status of a Mina error; 500 for one the API has no answer for."""
     return next((status for cls, status in STATUS if isinstance(exc, cls)), 500)
@@ -61,10 +74,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(PydanticValidationError)
     def _invalid(exc: PydanticValidationError) -> tuple[Response, int]:
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": str(exc)}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        message = f"{where}: {first['msg']}" if where else str(first["msg"])
-        return error_response(400, "invalid_request", message)
+        return error_response(400, "invalid_request", first_problem(exc.errors(), str(exc)))
 
     @app.errorhandler(OperationalError)
     def _database(exc: OperationalError) -> tuple[Response, int]:

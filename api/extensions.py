@@ -7,6 +7,7 @@ from typing import Any
 from flask_socketio import SocketIO
 from spectree import SpecTree
 
+from api.errors import first_problem
 from mina.errors import ValidationError
 
 
@@ -14,10 +15,8 @@ def _raise_validation(
     req: Any, resp: Any, err: Exception | None, instance: Any, adapter: Any
 ) -> None:
     if err is not None:
-        first = adapter.validation_errors(err)[:1]
-        detail = first[0].get("msg", str(err)) if first else str(err)
-        where = ".".join(str(p) for p in first[0].get("loc", ())) if first else ""
-        raise ValidationError(f"{where}: {detail}" if where else detail, code="invalid_body")
+        message = first_problem(adapter.validation_errors(err), str(err))
+        raise ValidationError(message, code="invalid_body")
 
 
 socketio = SocketIO()

@@ -18,6 +18,7 @@ from flask import Flask, request
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
+from api.errors import first_problem
 from mina.errors import UnsupportedMedia, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
@@ -111,9 +112,4 @@ def json_body(model: type[M]) -> M:
     try:
         return model.model_validate(raw)
     except PydanticValidationError as exc:
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": str(exc)}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        detail = str(first["msg"])
-        raise ValidationError(
-            f"{where}: {detail}" if where else detail, code="invalid_body"
-        ) from None
+        raise ValidationError(first_problem(exc.errors(), str(exc)), code="invalid_body") from None
