@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from mina.db import session_scope
 from mina.models import Chunk, Conversation, Event
 from tests.fixtures.audio import Meeting, meeting, wer
+from tests.fixtures.conversations import chunk_rows
 from tests.fixtures.stack import bearer, drain, wait_for
 
 pytestmark = pytest.mark.embedded
@@ -125,20 +126,7 @@ def test_sixty_four_concurrent_barrier_calls_have_one_winner(client: Any) -> Non
 
     cid, _ = create(client)
     with session_scope() as s:
-        for i in range(3):
-            s.add(
-                Chunk(
-                    conversation_id=cid,
-                    index=i,
-                    sha256=f"{i:064d}",
-                    size=1,
-                    mime="audio/ogg",
-                    storage_key=f"k{i}",
-                    status="transcribed",
-                    duration=1.0,
-                    segments=[],
-                )
-            )
+        s.add_all(chunk_rows(cid, ["transcribed"] * 3, duration=1.0, segments=[]))
         conv = s.get(Conversation, cid)
         assert conv is not None
         conv.is_finished, conv.expected_chunks, conv.status = True, 3, "finished"
@@ -214,18 +202,7 @@ def test_every_chunk_failing_marks_transcription_failed(
 
 def _queued_chunks(cid: str, n: int) -> list[str]:
     with session_scope() as s:
-        rows = [
-            Chunk(
-                conversation_id=cid,
-                index=i,
-                sha256=f"{i:064d}",
-                size=1,
-                mime="audio/ogg",
-                storage_key=f"k{i}",
-                status="queued",
-            )
-            for i in range(n)
-        ]
+        rows = chunk_rows(cid, ["queued"] * n)
         s.add_all(rows)
         s.flush()
         return [c.id for c in rows]

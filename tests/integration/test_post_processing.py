@@ -32,6 +32,7 @@ from mina.pipeline import post, runner, task_state
 from mina.pipeline.task_state import NAMES as TASK_NAMES
 from mina.settings import get_settings
 from tests.fixtures.audio import Meeting, meeting
+from tests.fixtures.conversations import chunk_rows
 from tests.fixtures.stack import OPERATOR, ROOT, bearer, wait_for
 
 USER_FACING = ("refinement", "analytics", "tasks", "summary")
@@ -148,20 +149,15 @@ def transcribed_conversation(client: Any, chunks: int = 1) -> str:
     cid, _ = create(client)
 
     def setup(s: Any) -> None:
-        for i in range(chunks):
-            s.add(
-                Chunk(
-                    conversation_id=cid,
-                    index=i,
-                    sha256=f"{i:064d}",
-                    size=1,
-                    mime="audio/ogg",
-                    storage_key=f"missing/{cid}/{i}",
-                    status="transcribed",
-                    duration=5.0,
-                    segments=[{"start": 0.0, "end": 5.0, "text": "I will send the notes."}],
-                )
+        s.add_all(
+            chunk_rows(
+                cid,
+                ["transcribed"] * chunks,
+                key="missing/{cid}/{i}",
+                duration=5.0,
+                segments=[{"start": 0.0, "end": 5.0, "text": "I will send the notes."}],
             )
+        )
         conv = s.get(Conversation, cid)
         conv.is_finished, conv.expected_chunks, conv.status = True, chunks, "transcribed"
         conv.is_all_chunks_transcribed = True

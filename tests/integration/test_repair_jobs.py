@@ -16,7 +16,7 @@ from sqlalchemy import select
 from mina import conversations, events
 from mina.db import session_scope, utcnow
 from mina.dispatch import NullDispatcher
-from mina.models import Chunk, Conversation, PostTask
+from mina.models import Conversation, PostTask
 from mina.pipeline import finish as finish_service
 from mina.pipeline.task_state import NAMES as TASK_NAMES
 from mina.repair import Repair
@@ -26,6 +26,7 @@ from scheduler.service import build_repair
 from tests.fixtures.audio import Meeting, meeting
 from tests.fixtures.conversations import (
     chunk_row,
+    chunk_rows,
     create,
     events_of,
     set_chunk,
@@ -381,18 +382,11 @@ def test_old_orphan_blobs_are_deleted_referenced_and_young_ones_kept(
         # Every chunk failed: post-processing never ran, nothing will delete its copies.
         dead, _ = conversations.create(s, "transcription failed")
         dead.status, dead.processing_status = "transcription_failed", "failed"
-        rows = [
-            Chunk(
-                conversation_id=cid,
-                index=i,
-                sha256=f"{i:064d}",
-                size=1,
-                mime="audio/ogg",
-                storage_key=f"conversations/{cid}/chunks/{i:06d}-{i:016d}.ogg",
-                status=state,
-            )
-            for i, state in enumerate(("transcribed", "processing", "failed"))
-        ]
+        rows = chunk_rows(
+            cid,
+            ["transcribed", "processing", "failed"],
+            key="conversations/{cid}/chunks/{i:06d}-{i:016d}.ogg",
+        )
         s.add_all(rows)
         s.flush()
         busy, failed = rows[1].id, rows[2].id
