@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import struct
 import subprocess
 import threading
 import wave
@@ -302,3 +303,58 @@ def test_concurrent_probes_each_see_their_own_errors(
     for t in threads:
         t.join()
     assert outcomes == ["rrrrr" if f == broken else "aaaaa" for f in files]
+
+
+# --- Ogg from its pages alone (container-only check) -----------------------------------------
+
+
+def _ogg(tmp_path: Path, name: str, *codec: str) -> Path:
+    path = tmp_path / name
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=330:d=7.3", *codec, str(path))
+    return path
+
+
+def _reseal(data: bytes, pos: int, granule: int) -> bytes:
+    """The page at `pos` with another granule position and its checksum made right again."""
+    page = bytearray(data[pos:])
+    struct.pack_into("<q", page, 6, granule)
+    nseg = page[26]
+    end = 27 + nseg + sum(page[27 : 27 + nseg])
+    page[22:26] = bytes(4)
+    struct.pack_into("<I", page, 22, probe._ogg_crc(bytes(page[:end])))
+    return data[:pos] + bytes(page)
+
+
+@pytest.mark.parametrize(
+    ("name", "codec"),
+    [
+        ("opus48.ogg", ("-c:a", "libopus", "-b:a", "24k")),
+        ("opus16.ogg", ("-ar", "16000", "-c:a", "libopus")),
+        ("vorbis.ogg", ("-ar", "44100", "-c:a", "libvorbis")),
+    ],
+)
+def test_ogg_opus_and_vorbis_are_timed_from_their_pages_without_ffmpeg(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, codec: tuple[str, ...]
+) -> None:
+    path = _ogg(tmp_path, name, *codec)
+    by_ffmpeg = probe.probe(path, decode=True)
+
+    def no_libav(*args: object, **kwargs: object) -> None:
+        raise AssertionError("libav opened the file")
+
+    monkeypatch.setattr(probe.av, "open", no_libav)
+    assert probe.probe(path, decode=False) == pytest.approx(by_ffmpeg, abs=0.01)
+    with pytest.raises(ValidationError) as err:
+        probe.probe(path, decode=False, max_seconds=5)
+    assert err.value.code == "too_long"
+
+
+def test_ogg_pages_that_cannot_tell_the_length_leave_it_to_ffmpeg(tmp_path: Path) -> None:
+    flac = _ogg(tmp_path, "flac.ogg", "-c:a", "flac")  # Ogg FLAC: not read from the pages
+    assert probe._ogg_seconds(probe._walk_ogg(flac.read_bytes())) is None
+    assert probe.probe(flac, decode=False) == pytest.approx(7.3, abs=0.01)
+    opus = _ogg(tmp_path, "back.ogg", "-c:a", "libopus")
+    data = opus.read_bytes()
+    pages = _ogg_pages(data)
+    walk = probe._walk_ogg(_reseal(data, pages[-2], 10**9))  # a granule past the last one
+    assert walk.damage is None and probe._ogg_seconds(walk) is None
