@@ -7,7 +7,7 @@ worker process, a throwaway PostgreSQL database, a Redis database, the simulated
 with no latency (`MINA_SIM_LATENCY_SECONDS=0`), 30 s Opus chunks, many small conversations.
 
   baseline   N no-op messages sent by `--clients` threads of this process, until the worker
-             has done them all (`broker.join`);
+             has done them all (`broker.join`); `--baseline-runs` times (5), the median kept;
   pipeline   `--conversations` conversations x `--chunks` chunks (N in all) uploaded over HTTP by
              `--clients` keep-alive connections, until every chunk is transcribed by the worker;
              then the worker is stopped and every conversation finished over HTTP (its barrier
@@ -24,7 +24,7 @@ where their CPU time goes, by library and by function. Last line: `ratio=<baseli
 pipeline rate>`.
 
     .venv/bin/python bench/throughput.py [--conversations 100] [--chunks 3] [--clients 8]
-        [--threads 8] [--redis-db 10] [--profile]
+        [--threads 8] [--redis-db 10] [--baseline-runs 5] [--profile]
 
 About a minute (two with --profile). The Redis database given is flushed at start and end.
 """
@@ -37,6 +37,7 @@ import contextlib
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -271,6 +272,13 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8, help="upload connections / senders")
     parser.add_argument("--threads", type=int, default=8, help="worker threads")
     parser.add_argument("--redis-db", type=int, default=10)
+    parser.add_argument(
+        "--baseline-runs",
+        type=int,
+        default=5,
+        help="no-op runs of N messages each; their median is the baseline (one run is ~1 s: "
+        "a single one moved the ratio with every hiccup of a shared machine)",
+    )
     parser.add_argument("--profile", action="store_true", help="a second run under py-spy")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -330,7 +338,8 @@ def main() -> None:
 
         _settle_stats()
         io_0 = io_totals(stats_dir)
-        base_s = baseline(n, args.clients)
+        base_runs = sorted(baseline(n, args.clients) for _ in range(args.baseline_runs))
+        base_s = statistics.median(base_runs)
         _settle_stats()
         io_1 = io_totals(stats_dir)
         req = Requests(chunk, port)
@@ -348,7 +357,10 @@ def main() -> None:
         pipe_s = up_s + fin_s
         base_rate, pipe_rate = n / base_s, n / pipe_s
         overhead_ms = (pipe_s - base_s) / n * 1000
-        print(f"baseline  {n} no-op messages: {base_s:6.2f} s  {base_rate:8.1f} msg/s")
+        print(
+            f"baseline  {n} no-op messages: {base_s:6.2f} s  {base_rate:8.1f} msg/s (median of "
+            f"{len(base_runs)} runs, {base_runs[0]:.2f}-{base_runs[-1]:.2f} s)"
+        )
         print(
             f"pipeline  {n} chunks: upload → transcribed {up_s:6.2f} s, finish → barrier "
             f"({args.conversations} conversations) {fin_s:5.2f} s; {pipe_rate:8.1f} chunks/s"
@@ -358,12 +370,13 @@ def main() -> None:
             f"({pipe_s / n * 1000:.1f} ms vs {base_s / n * 1000:.2f} ms)"
         )
         print("where the I/O time goes (client side: round trips as the processes see them):")
-        print("\n".join(io_report(io_0, io_1, n, "no-op message")))
+        print("\n".join(io_report(io_0, io_1, n * len(base_runs), "no-op message")))
         print("\n".join(io_report(io_2, io_3, n, "chunk, upload → transcribed")))
         print("\n".join(io_report(io_3, io_4, args.conversations, "conversation, finish")))
         figures: dict[str, Any] = {
             "chunks": n,
             "baseline_s": base_s,
+            "baseline_runs_s": base_runs,
             "upload_to_transcribed_s": up_s,
             "finish_to_barrier_s": fin_s,
             "overhead_ms_per_chunk": overhead_ms,
