@@ -22,6 +22,16 @@ NOT_NAMES = _words(
     """
 )
 
+# Number words: "Five, five." read out or dialled is no one's name in address.
+NUMBER_WORDS = _words(
+    """
+    Zero Oh One Two Three Four Five Six Seven Eight Nine Ten Eleven Twelve Thirteen Fourteen
+    Fifteen Sixteen Seventeen Eighteen Nineteen Twenty Thirty Forty Fifty Sixty Seventy Eighty
+    Ninety Hundred Thousand Million Billion First Second Third Fourth Fifth Sixth Seventh Eighth
+    Ninth Tenth Half Quarter Double Triple Dozen
+    """
+)
+
 # First words of an "action" that is meeting talk, not work ("can you hear me", "let's move on").
 NON_ACTIONS = _phrases(
     """
@@ -36,7 +46,7 @@ NON_ACTIONS = _phrases(
     give you | show you | walk you | let you know if | know | decide | take that | take it |
     take this | take care of it | do so | do the same | handle it | handle that | check it |
     look into it | sort it out | work on it | work it | get it | get that | need | have more |
-    have less | have a lot | don't | do not
+    have less | have a lot | don't | do not | wait | hold on | hang on | bear with
     """
 )
 

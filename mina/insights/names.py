@@ -10,11 +10,12 @@ Evidence, per (speaker, name), from the diarized transcript:
   them.
 Spellings of one name as speech recognition hears it ("Sophia", "Sofia"; `same_name`) pool
 their evidence under the most frequent one.
-A name is a capitalized word that is not a sentence word (`lexicon.NOT_NAMES`), a weekday or a
-month. Names and speakers are then paired one to one, strongest first. A pair's confidence is
-its share of the evidence for that name, scaled by how much evidence there is (one address:
-0.5; an introduction or two addresses: 1.0). Names at or above `SHOWN` replace the speaker's
-label wherever results are shown (`mina.results`); a name given through the API always does.
+A name is a capitalized word that is not a sentence word (`lexicon.NOT_NAMES`), a number word,
+a weekday or a month. Names and speakers are then paired one to one, strongest first. A pair's
+confidence is its share of the evidence for that name, scaled by how much evidence there is (one
+address: 0.5; an introduction or two addresses: 1.0). Names at or above `SHOWN` replace the
+speaker's label wherever results are shown (`mina.results`); a name given through the API always
+does.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ _ADDRESS = [
 ]
 _NOT = (
     lexicon.NOT_NAMES
+    | lexicon.NUMBER_WORDS
     | {w.capitalize() for w in lexicon.PROPER}
     | {
         "March",

@@ -62,6 +62,21 @@ def test_sentence_words_fillers_and_days_are_not_names() -> None:
     assert not names.is_name("Monday") and not names.is_name("Um") and not names.is_name("So")
 
 
+def test_numbers_read_out_are_not_names() -> None:
+    # A caller reading digits ("Five, five.") and cards ("Seven of clubs") names nobody.
+    found = names.learn(
+        [
+            seg(0, 2, "Five, five.", "S1"),
+            seg(2, 5, "Had he married a more amiable woman.", "S2"),
+            seg(5, 7, "Seven, eight, nine.", "S1"),
+            seg(7, 9, "Ten of clubs.", "S3"),
+            seg(9, 11, "Thanks, Seven.", "S2"),
+        ]
+    )
+    assert found == []
+    assert not names.is_name("Five") and not names.is_name("Twenty") and names.is_name("Bo")
+
+
 def test_words_speakers_win_over_the_segments() -> None:
     words = [
         Word(start=0.0, end=0.3, text=" Thanks,", speaker="S1"),
@@ -226,6 +241,8 @@ def test_extracted_owners_follow_the_conversation() -> None:
         "I'll work on it this afternoon.",  # nothing to do but a time
         "We need to decide today.",
         "I'll be honest with you.",  # meeting talk
+        "Please wait while I connect your call.",
+        "Could you hold on a second?",
     ],
 )
 def test_not_action_items(text: str) -> None:
