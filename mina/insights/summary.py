@@ -63,6 +63,10 @@ _MIN_PROBABILITY = 0.5
 _BELOW_TYPICAL = 0.15
 _VOCATIVE_FIRST = re.compile(r"^[A-Z][a-z]+,\s+")  # "Nana, could you ..." asks too
 _JOIN_GAP = 1.5
+# Without speakers (the summary runs beside diarization, on the raw transcript) a pause this long
+# may be a turn: "... with self-substantial fuel," + 0.8 s + "he might even ..." is two people.
+# A cut at a chunk boundary or inside one breath leaves next to no gap.
+_JOIN_GAP_UNKNOWN_SPEAKERS = 0.3
 # A discourse opener is dropped from what is shown: "Okay, let's start ..." -> "Let's start ..."
 _OPENER = re.compile(r"^(?:(?:okay|ok|so|well|right|alright|now|and|but|yeah|yes)[,.]?\s+)+", re.I)
 _SUGGESTION = re.compile(r"^(?:how about|what about|why not|maybe|perhaps)\b", re.I)
@@ -98,14 +102,16 @@ def _terms(sentence: str) -> list[str]:
 
 def _joined(segments: Sequence[Segment]) -> list[Segment]:
     """Segments with a sentence that goes on in the next one of the same speaker joined (a cut
-    at a speaker change or a chunk boundary leaves "We" + "decided to ship ...")."""
+    at a speaker change or a chunk boundary leaves "We" + "decided to ship ..."). Segments with
+    no speaker are joined only across a pause too short to be a turn."""
     out: list[Segment] = []
     for seg in segments:
         last = out[-1] if out else None
+        unknown = last is not None and (last.speaker is None or seg.speaker is None)
         if (
             last is not None
             and last.speaker == seg.speaker
-            and seg.start - last.end <= _JOIN_GAP
+            and seg.start - last.end <= (_JOIN_GAP_UNKNOWN_SPEAKERS if unknown else _JOIN_GAP)
             and not last.text.rstrip().endswith((".", "?", "!"))
         ):
             words = (last.words or []) + (seg.words or []) if last.words or seg.words else None

@@ -9,6 +9,7 @@ import pytest
 
 from mina.insights import dates, names, owners
 from mina.insights.schemas import ActionItem
+from mina.insights.summary import _joined as _summary_segments
 from mina.insights.summary import summarize
 from mina.insights.tasks import extract_tasks
 from mina.insights.text import complete
@@ -323,6 +324,24 @@ def test_summary_never_shows_a_garbled_or_unsure_line() -> None:
     assert result.decisions == [
         "We decided to move the launch plan to the spring because of the vendor."
     ]
+
+
+def test_without_speakers_a_sentence_is_not_joined_across_a_pause_that_may_be_a_turn() -> None:
+    # The summary runs beside diarization on the raw transcript: no speakers yet.
+    talk = [
+        seg(0, 6.6, "But thou, contracted to thy own bright eyes, feedest thy light's flame"),
+        seg(6.6, 7.1, "with self-substantial fuel,"),  # the same voice, no pause: one sentence
+        seg(7.9, 10.8, "he might even have been made amiable himself."),  # another voice
+    ]
+    assert [s.text for s in _summary_segments(talk)] == [
+        "But thou, contracted to thy own bright eyes, feedest thy light's flame with "
+        "self-substantial fuel,",
+        "he might even have been made amiable himself.",
+    ]
+    result = summarize(talk)
+    assert not any("fuel, he might" in s for s in [result.summary, *result.key_points])
+    spoken = [seg(s.start, s.end, s.text, "S1") for s in talk]  # one known voice: joined
+    assert len(_summary_segments(spoken)) == 1
 
 
 def test_summary_joins_a_cut_sentence_and_drops_openers_and_questions() -> None:
