@@ -195,7 +195,7 @@ def _process(
     out_dir: Path | None,
     fmt: str,
 ) -> None:
-    from mina_cli import warm
+    from mina import warm
 
     console = Console(stderr=True)
     if language:

@@ -9,13 +9,13 @@ from contextlib import contextmanager
 from rich.console import Console
 from sqlalchemy.exc import SQLAlchemyError
 
-from mina import db, languages
+from mina import db, languages, warm
 from mina.errors import ConfigurationError, MinaError
 from mina.repair import Repair
 from mina.services import Services
 from mina.settings import Settings
 from mina.storage import build_storage
-from mina_cli import migrate, warm
+from mina_cli import migrate
 
 log = logging.getLogger(__name__)
 

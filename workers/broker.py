@@ -48,6 +48,20 @@ def rate_limiter_backend(settings: Settings) -> RateLimiterBackend:
     return StubBackend()
 
 
+class WarmUp(Middleware):
+    """A `dramatiq` worker process loads its models (`mina.warm`) in a thread as it boots, so
+    its first chunks do not queue for them. Only the CLI's processes emit `process_boot`: the
+    embedded mode's in-process workers are warmed by `mina process` / `mina dev` themselves."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def after_process_boot(self, broker: dramatiq.Broker) -> None:
+        from mina import warm
+
+        warm.start(self.settings)
+
+
 def middleware(settings: Settings, backend: RateLimiterBackend) -> list[Middleware]:
     return [
         AgeLimit(max_age=24 * 3600 * 1000),
@@ -62,6 +76,7 @@ def middleware(settings: Settings, backend: RateLimiterBackend) -> list[Middlewa
         ),
         GroupCallbacks(backend),
         CurrentMessage(),
+        WarmUp(settings),
     ]
 
 

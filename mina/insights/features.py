@@ -3,8 +3,9 @@
 Computed by transcription, chunk by chunk (in parallel), so diarization after the barrier only
 clusters. For a 16 kHz mono signal:
 
-1. speech: Silero VAD (the model faster-whisper ships, on onnxruntime), pauses of 0.25 s and
-   more split it, 50 ms of padding each side;
+1. speech: Silero VAD (the model faster-whisper ships, on onnxruntime; `mina.vad`, which runs
+   it once per chunk for every reader), pauses of 0.25 s and more split it, 50 ms of padding
+   each side;
 2. windows: inside each stretch of speech, WINDOW seconds every HOP seconds (the last one
    ends with the stretch); a stretch shorter than WINDOW gets one window centred on it;
 3. embeddings: CAM++ (`mina.insights.embeddings`) of each window's filter banks, computed once
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from mina import vad
 from mina.insights import embeddings as emb
 
 SR = emb.SR
@@ -31,6 +33,7 @@ MIN_SPEECH = 0.2  # stretches shorter than this are left out
 VAD_THRESHOLD = 0.5
 VAD_MIN_SILENCE_MS = 250
 VAD_PAD_MS = 50
+SPEECH = vad.Options(threshold=VAD_THRESHOLD, min_silence_ms=VAD_MIN_SILENCE_MS, pad_ms=VAD_PAD_MS)
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -55,19 +58,12 @@ def empty(seconds: float = 0.0) -> Features:
 
 
 def speech_of(samples: npt.NDArray[np.float32]) -> FloatArray:
-    """(s, 2) stretches of speech in seconds, by Silero VAD."""
-    # Imported here: only the processes that compute features need it (~0.1 s).
-    from faster_whisper.vad import VadOptions, get_speech_timestamps
-
+    """(s, 2) stretches of speech in seconds, by Silero VAD: the same run of the model as the
+    local transcriber's coverage check on the same chunk (`mina.vad.probabilities`)."""
     if samples.size < SR // 10:
         return np.zeros((0, 2))
-    options = VadOptions(
-        threshold=VAD_THRESHOLD,
-        min_silence_duration_ms=VAD_MIN_SILENCE_MS,
-        speech_pad_ms=VAD_PAD_MS,
-    )
-    found = get_speech_timestamps(samples, options, sampling_rate=SR)
-    spans = [(s["start"] / SR, s["end"] / SR) for s in found]
+    found = vad.stretches(samples, SPEECH, rate=SR)
+    spans = [(a / SR, b / SR) for a, b in found]
     spans = [(a, b) for a, b in spans if b - a >= MIN_SPEECH]
     return np.asarray(spans, dtype=np.float64).reshape(-1, 2)
 

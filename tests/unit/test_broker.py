@@ -39,6 +39,7 @@ def test_redis_url_gives_redis_broker_with_shared_redis_backend() -> None:
         "Retries",
         "GroupCallbacks",
         "CurrentMessage",
+        "WarmUp",
     ):
         assert expected in names(broker)
     retries = next(m for m in broker.middleware if isinstance(m, Retries))
