@@ -3,8 +3,9 @@
 The real stack (bench/throughput.py's: the Procfile's gunicorn web, `dramatiq workers.actors`,
 a throwaway PostgreSQL database, Redis) with the simulated transcriber at `--latency` (2 s) per
 chunk, the provider cap `MINA_PROVIDER_CONCURRENCY` at `--cap` (20), worker threads enough for
-the cap (the simulated provider takes no slot of the cap: the worker's cap + 4 threads bound the
-calls in flight, so the cap does not slow this bench), and the post-processing language tasks
+the cap (cap + 4: each simulated call holds a slot of the cap, as a real provider's call does,
+so at most `--cap` calls are in flight and ceil(chunks / cap) x latency is the real bound of
+the transcription phase), and the post-processing language tasks
 at the seed's latencies (bench/post_processing's `LATENCIES`); merge and diarize do their real
 work on the hour of audio. Every chunk still gets its real per-chunk work in the worker (decode
 to 16 kHz, speaker features), which is CPU.

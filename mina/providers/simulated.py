@@ -1,7 +1,10 @@
 """A transcriber with set latency and fault rates, for benches, chaos tests and demos.
 
 It does not listen: it returns one numbered sentence per five seconds of audio, so results are
-plainly simulated. Faults are drawn per call from the configured rates.
+plainly simulated. Faults are drawn per call from the configured rates. A call holds one of the
+provider cap's slots (`MINA_PROVIDER_CONCURRENCY`, shared through Redis when configured) for
+its whole latency, as a real provider's call does (mina.resilience): no more calls are in
+flight than the cap allows, whatever the worker threads.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import time
 import wave
 from pathlib import Path
 
+from mina import resilience
 from mina.errors import PermanentError, TransientError
 from mina.providers.base import TranscriptionResult
 from mina.settings import Settings
@@ -44,6 +48,10 @@ class SimulatedTranscriber:
             return self._calls[digest]
 
     def transcribe(self, wav_path: Path, language: str | None = None) -> TranscriptionResult:
+        with resilience.guard(self.name, self._settings).slot():
+            return self._call(wav_path, language)
+
+    def _call(self, wav_path: Path, language: str | None) -> TranscriptionResult:
         s = self._settings
         time.sleep(s.sim_latency_seconds)
         if s.sim_transient_first and self._count(wav_path) <= s.sim_transient_first:
