@@ -54,7 +54,7 @@ def reveal(conversation_id: str, settings: Settings) -> bool:
     and names are settled first, on the final transcript (`mina.notes.settle`), in their own
     transaction: it locks the tasks row before the conversation's, the order task writers use."""
     if _all_terminal(conversation_id):
-        notes.settle(conversation_id)
+        notes.settle(conversation_id, settings)
         voiceprints.recognize(conversation_id)  # known voices by name (docs/memory.md)
     with session_scope() as session:
         conv = session.get(Conversation, conversation_id, with_for_update=True)

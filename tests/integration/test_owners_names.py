@@ -198,3 +198,68 @@ def test_an_unreadable_tasks_row_does_not_block_the_reveal(clean_db: str) -> Non
         row = s.scalars(select(PostTask).where(PostTask.conversation_id == cid)).one()
         assert row.result == {"items": [{}]}
         assert s.get(Conversation, cid).speaker_names in (None, {})  # type: ignore[union-attr]
+
+
+def _summarized_conversation(provider_fallback: bool) -> str:
+    """A conversation whose rules' summary was made on the raw transcript (no speakers): one
+    reader's line ending in a comma, the next reader 0.1 s later, joined into one key point."""
+    from mina.events import record
+    from mina.insights.summary import summarize
+    from mina.pipeline.conversation_state import RUNNING, TRANSCRIBED
+    from mina.pipeline.task_state import DONE
+    from mina.transcript import Segment
+
+    lines = [
+        (0.0, 6.0, "S1", "Thou that art now the world's fresh ornament, herald to the spring,"),
+        (6.1, 9.0, "S2", "he might even have been made amiable himself."),
+        (9.5, 14.0, "S1", "From fairest creatures we desire increase in every season."),
+        (14.5, 19.0, "S2", "He was not an ill-disposed young man, and he was well respected."),
+    ]
+    spoken = [Segment(start=a, end=b, text=t, speaker=who) for a, b, who, t in lines]
+    raw = [s.model_copy(update={"speaker": None}) for s in spoken]
+    joined = summarize(raw)
+    assert any("spring, he might" in p for p in joined.key_points)  # what the task stored
+    with session_scope() as s:
+        conv = Conversation(token_hash="y" * 64, status=TRANSCRIBED, processing_status=RUNNING)
+        s.add(conv)
+        s.flush()
+        diarized = {"segments": [x.model_dump(mode="json") for x in spoken]}
+        s.add(PostTask(conversation_id=conv.id, name="diarize", status=DONE, result=diarized))
+        s.add(
+            PostTask(
+                conversation_id=conv.id,
+                name="summary",
+                status=DONE,
+                result=joined.model_dump(mode="json"),
+            )
+        )
+        if provider_fallback:
+            record(s, conv.id, "language_fallback", {"task": "summary", "error": "timeout"})
+        return conv.id
+
+
+def _key_points(cid: str) -> list[str]:
+    with session_scope() as s:
+        row = s.scalars(
+            select(PostTask).where(PostTask.conversation_id == cid, PostTask.name == "summary")
+        ).one()
+        return list(row.result["key_points"])
+
+
+def test_a_rules_summary_is_made_again_on_the_diarized_transcript(clean_db: str) -> None:
+    from mina import notes
+    from mina.settings import get_settings
+
+    local = get_settings().model_copy(update={"language_provider": "local"})
+    model = get_settings().model_copy(update={"language_provider": "openai"})
+    cid = _summarized_conversation(provider_fallback=False)
+    notes.settle(cid, model)  # a model wrote it: kept as it is
+    assert any("spring, he might" in p for p in _key_points(cid))
+    notes.settle(cid, local)
+    points = _key_points(cid)
+    assert points and not any("spring, he might" in p for p in points), points
+    notes.settle(cid, local)  # twice: the same rows
+    assert _key_points(cid) == points
+    fell_back = _summarized_conversation(provider_fallback=True)
+    notes.settle(fell_back, model)  # the model failed and the rules stood in: made again
+    assert not any("spring, he might" in p for p in _key_points(fell_back))
