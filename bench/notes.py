@@ -35,7 +35,11 @@ the same items, recognition and speakers.
 
 Usage: .venv/bin/python bench/notes.py [--seed 7] [--cache /tmp/mina-notes-bench] [--fresh]
        [--tag run] [--rules-on] [--rules-of REV] [--owners-on] [--script-only]
-       [--speakers-given]
+       [--speakers-given] [--voices 4 [--voices 3 ...]]
+
+`--voices N` (repeatable) runs and scores only the meetings of N voices; every meeting is still
+planned, so a seed's meetings are the same ones with or without it. Its results are cached under
+their own name (`<tag>-v<N>...`), apart from a full run's.
 """
 
 from __future__ import annotations
@@ -490,11 +494,23 @@ def main() -> None:
         action="store_true",
         help="also this tree's owner rules on the stored items and diarized transcripts of --tag",
     )
+    ap.add_argument(
+        "--voices",
+        type=int,
+        action="append",
+        metavar="N",
+        help="only the meetings of N voices (repeatable); the others are still planned",
+    )
     args = ap.parse_args()
     day = dt.datetime.now(dt.UTC).date()
     parsers(day)
     rng = random.Random(args.seed)
     meetings = [plan(key, voices, rng, day) for key, voices in VOICE_SETS]
+    if args.voices:
+        meetings = [m for m in meetings if len(m.voices) in args.voices]
+        if not meetings:
+            sys.exit(f"no meeting of {args.voices} voices (voice sets: {len(VOICE_SETS)})")
+        args.tag += "-v" + "".join(str(n) for n in sorted(set(args.voices)))
     for m in meetings:
         if same := identical_voices(m.voices):
             sys.exit(f"meeting {m.key}: espeak-ng renders {same} as one voice")

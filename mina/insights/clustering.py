@@ -50,6 +50,14 @@ a unit's embedding, the mean of its windows', is steadier than a window's.
    meetings, 3 through this split) attribution by words went 0.73 -> 0.88, 0.54 -> 0.81 and
    0.82 -> 0.84 on the split ones, the others unchanged.
 
+6. With the count decided, the partition again (`within_whitened`, called from
+   `mina.insights.diarize`): the embeddings are whitened against one voice's own scatter,
+   estimated without labels from the differences between neighbouring windows of one stretch
+   of speech (within-class covariance normalization: what changes inside a voice, the words
+   and how much of a window is speech, weighs less; what stays, the voice, more), and the
+   units are partitioned into that count again there (the tree and merges, or spectral
+   clustering, as above). Its rho is not on the scale above, so it never decides a count.
+
 Units are clustered centred (`centred`); `rho` is measured on the raw embeddings.
 """
 
@@ -77,6 +85,7 @@ SPECTRAL_MIN_UNITS = 12  # per speaker asked for (~45 s of speech each), for the
 SPECTRAL_POINTS = 300  # units the spectral graph is built on (an even subsample beyond)
 SPECTRAL_P_VALUES = 12  # neighbour counts tried (2 .. a quarter of the units)
 KMEANS_STARTS = 8
+WITHIN_RIDGE = 1.0  # added to the within-voice scatter (scaled to mean eigenvalue 1)
 
 F32 = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -90,6 +99,25 @@ def centred(x: F32) -> F32:
     """Unit vectors less their mean, normalized again: what a meeting's voices share (the
     room, the line, the synthesizer) removed, what tells them apart kept."""
     return unit_vectors(x - x.mean(axis=0)) if x.shape[0] > 1 else x
+
+
+def within_whitened(x: F32, stretch: IntArray) -> F32:
+    """Centred unit vectors (`centred`) mapped so that what changes inside one voice weighs
+    less and what stays weighs more: within-class covariance normalization, the scatter of one
+    voice estimated without labels, from the differences between neighbouring windows of one
+    stretch of speech (`stretch[i]`: window i's stretch; one stretch is one voice, other
+    syllables, more or less of the window speech). W, scaled to a mean eigenvalue of 1 and
+    ridged by WITHIN_RIDGE, maps x to x W^-1/2, unit length again. Unchanged (`centred`) when
+    fewer than two such pairs exist."""
+    c = centred(x)
+    same = np.flatnonzero(stretch[1:] == stretch[:-1])
+    if same.size < 2:
+        return c
+    diff = (c[same + 1] - c[same]).astype(np.float64)
+    scatter = diff.T @ diff / same.size
+    scatter *= scatter.shape[0] / max(float(np.trace(scatter)), 1e-12)
+    values, vectors = np.linalg.eigh(scatter + WITHIN_RIDGE * np.eye(scatter.shape[0]))
+    return unit_vectors(c @ (vectors / np.sqrt(values)) @ vectors.T)
 
 
 def unit_vectors_of(x: F32, units: IntArray) -> F32:
@@ -301,6 +329,7 @@ def cluster(
         if k == 1 or (want is not None and k <= want):
             break
         alike = rho(x, labels[units], k)
+        np.fill_diagonal(alike, -np.inf)  # a cluster never merges with itself (rho may be < 0)
         i, j = np.unravel_index(int(alike.argmax()), alike.shape)
         value = float(alike[i, j])
         if want is None and k <= most and not _one_speaker(value, level, threshold):

@@ -9,11 +9,14 @@
    are found than people introduced themselves (`introductions`), a voice in which two names
    were introduced is split around them (`clustering.split_named`); still fewer, the windows
    are partitioned into as many as the people. With as many voices, a voice holding two
-   introduced names is split too, and the two most alike other clusters merge.
-3. Every 20 ms of speech takes the speaker whose centroid is most similar, on average, to the
-   windows that cover it; runs shorter than MIN_TURN join their longer neighbour, and turns of
-   one speaker separated by less than JOIN_GAP_SECONDS are joined. Speakers are named S1, S2,
-   ... in order of first appearance.
+   introduced names is split too, and the two most alike other clusters merge. With the
+   count decided, the windows are partitioned into that many again on embeddings whitened
+   against one voice's own scatter (`clustering.within_whitened`), names kept apart as above.
+3. Each window takes a speaker along time (Viterbi: similarity to the speakers' centroids on
+   the centred embeddings, less a cost for a change of speaker); every 20 ms of speech takes
+   the speaker of the nearest window; runs shorter than MIN_TURN join their longer
+   neighbour, and turns of one speaker separated by less than JOIN_GAP_SECONDS are joined.
+   Speakers are named S1, S2, ... in order of first appearance.
 4. Each speaker's voice (`DiarizationResult.voices`): the mean of the L2-normalised embeddings
    of the windows Viterbi gave that speaker, normalised again (192 floats). Stored with the
    diarize task's result, never shown by the API; known speakers match it against voiceprints
@@ -50,6 +53,7 @@ SWITCH_BETWEEN = 0.02  # ... and across a pause
 VOICE_DECIMALS = 5  # a stored voice's floats (cosine changes by < 1e-4)
 
 IntArray = npt.NDArray[np.int64]
+F32 = npt.NDArray[np.float32]
 
 
 def _stretches(f: feat.Features) -> IntArray:
@@ -70,12 +74,12 @@ def _units(stretch: IntArray) -> IntArray:
     return out
 
 
-def _viterbi(f: feat.Features, labels: IntArray, k: int, stretch: IntArray) -> IntArray:
-    """Each window's speaker, along time: similarity to the speakers' centroids, less a cost
-    for changing speaker between neighbouring windows (higher inside a stretch of speech)."""
+def _viterbi(x: F32, labels: IntArray, k: int, stretch: IntArray) -> IntArray:
+    """Each window's speaker, along time: similarity of its embedding (rows of `x`, unit
+    length) to the speakers' centroids, less a cost for changing speaker between neighbouring
+    windows (higher inside a stretch of speech)."""
     if k == 1:
-        return np.zeros(len(f), dtype=np.int64)
-    x = clustering.centred(f.embeddings)
+        return np.zeros(x.shape[0], dtype=np.int64)
     score = (x @ clustering.centroids(x, labels, k).T).astype(np.float64)
     n = score.shape[0]
     back = np.zeros((n, k), dtype=np.int64)
@@ -194,6 +198,27 @@ def _named_units(
     return {unit: person for unit, person in named.items() if unit not in torn}
 
 
+def _repartition(
+    x: F32,
+    units: IntArray,
+    labels: IntArray,
+    k: int,
+    named: dict[int, int],
+) -> IntArray:
+    """The windows partitioned again into the k speakers decided, on `x`: the embeddings
+    whitened against one voice's own scatter (`clustering.within_whitened`). When that
+    partition puts two people who said their names in one cluster, it is split around them and
+    the two most alike other clusters merge (as `diarize_features` does on the raw
+    embeddings); `labels` kept when no partition into k speakers comes out."""
+    again = clustering.cluster(x, units, k, k)
+    unit_labels = np.zeros(int(units.max()) + 1, dtype=np.int64)
+    unit_labels[units] = again
+    if clustering.holds_two(unit_labels, named):
+        split = clustering.split_named(clustering.unit_vectors_of(x, units), unit_labels, named)
+        again = clustering.merge_closest(x, units, split, named, k)[units]
+    return again if int(again.max()) + 1 == k else labels
+
+
 def diarize_features(
     f: feat.Features,
     num_speakers: int | None = None,
@@ -236,7 +261,12 @@ def diarize_features(
             labels = clustering.cluster(f.embeddings, units, floor, max_speakers)
         log.info("%d voices, %d people introduced: %d speakers", k, floor, int(labels.max()) + 1)
         k = int(labels.max()) + 1
-    window_labels = _viterbi(f, labels, k, stretch)
+    if k > 1:
+        white = clustering.within_whitened(f.embeddings, stretch)
+        labels = _repartition(white, units, labels, k, named)
+    # along time on the raw (centred) embeddings: on the whitened ones a real 4-speaker
+    # meeting of bench/speakers.py lost 1 % of its words (docs/notes.md)
+    window_labels = _viterbi(clustering.centred(f.embeddings), labels, k, stretch)
     grid = _smooth(_grid_labels(f, window_labels))
     turns = _turns(grid)
     count = len({t.speaker for t in turns})

@@ -514,3 +514,52 @@ def test_people_introduced_are_counted_once_per_name_as_heard() -> None:
     seg = Segment(start=10.0, end=12.0, text="Hello, I'm Dana. Okay.", words=words)
     (intro,) = introductions([seg])
     assert (intro.start, intro.end, intro.name) == (10.0, 11.3, "Dana")
+
+
+def test_whitening_against_one_voices_scatter_brings_out_the_voices() -> None:
+    """Two close voices and a larger spread that changes from window to window inside one
+    stretch of speech (what is said): whitened against the differences of neighbouring
+    windows of a stretch, the voices are what is left to cluster; without it the tree and
+    its merges follow the spread."""
+    from mina.insights import clustering
+
+    rng = np.random.default_rng(11)
+    dim, stretches, per = 192, 16, 8
+    base, nuisance, voice = np.eye(dim)[0] * 4, np.eye(dim)[1], np.eye(dim)[2]
+    stretch = np.repeat(np.arange(stretches), per).astype(np.int64)
+    truth = stretch % 2  # stretches alternate between the two voices
+    n = stretch.size
+    x = (
+        base
+        + rng.normal(0, 0.8, (n, 1)) * nuisance
+        + np.where(truth[:, None] == 1, 0.2, -0.2) * voice
+        + rng.normal(0, 0.05, (n, dim))
+    )
+    x = clustering.unit_vectors(x).astype(np.float32)
+    units = np.arange(n, dtype=np.int64)
+
+    def agree(labels: np.ndarray) -> float:
+        return float(max(np.mean(labels == truth), np.mean(labels != truth)))
+
+    white = clustering.within_whitened(x, stretch)
+    assert white.shape == x.shape and np.allclose(np.linalg.norm(white, axis=1), 1.0, atol=1e-4)
+    assert agree(clustering.cluster(x, units, 2, 2)) < 0.8  # the spread wins
+    assert agree(clustering.cluster(white, units, 2, 2)) >= 0.95
+    # no two windows in one stretch: nothing to estimate one voice's scatter from
+    alone = np.arange(n, dtype=np.int64)
+    assert np.allclose(clustering.within_whitened(x, alone), clustering.centred(x))
+
+
+def test_clusters_less_alike_than_unrelated_still_merge_down_to_the_count() -> None:
+    """Whitened embeddings can put two clusters on opposite sides (rho < 0): merging down to
+    the count asked for still merges them, never a cluster with itself (that never ended)."""
+    from mina.insights import clustering
+
+    rng = np.random.default_rng(13)
+    dim, n = 192, 40
+    side = np.repeat([1.0, -1.0], n // 2)[:, None]
+    x = clustering.unit_vectors(side * np.eye(dim)[0] + rng.normal(0, 0.05, (n, dim)))
+    units = np.arange(n, dtype=np.int64)
+    assert clustering.rho(x.astype(np.float32), np.repeat([0, 1], n // 2), 2)[0, 1] < 0
+    labels = clustering.cluster(x.astype(np.float32), units, None, max_speakers=1)
+    assert np.array_equal(labels, np.zeros(n, dtype=np.int64))
