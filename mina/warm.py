@@ -6,9 +6,9 @@ What a chunk's transcription loads: the local Whisper model (~0.3 s to import fa
 features (the ONNX session, ~0.2 s; the first time in a data directory also the checkpoint's
 conversion and the graph's build, 2-3 s of CPU). Loaded on demand, under a lock, the first
 chunks of a new worker process all waited for them in turn: bench/hour.py's first 24 chunks
-took 10-15 s instead of 2. `mina process` and `mina dev` start this before their heavy imports;
-every `dramatiq` worker process as it boots (workers.broker's `WarmUp`). Light to import on
-purpose. Once per process: later calls return the first thread.
+took 10-15 s instead of 2. `mina process` and `mina dev` start this before their heavy imports,
+every `dramatiq` worker process that transcribes chunks as it boots (workers.broker's
+`WarmUp`). Light to import on purpose. Once per process: later calls return the first thread.
 """
 
 from __future__ import annotations

@@ -18,13 +18,13 @@ from dramatiq.middleware import CurrentMessage, TimeLimitExceeded
 from mina.errors import PermanentError, TransientError
 from mina.pipeline import barrier, post, provider_jobs, seams, transcribe, work
 from mina.resilience import CircuitOpen
-from workers.broker import broker
+from workers.broker import asr_queue, broker
 from workers.services import services
 
 log = logging.getLogger(__name__)
 
 _settings = services().settings
-_ASR_QUEUE = "cpu" if _settings.transcriber in ("local", "simulated") else "network"
+_ASR_QUEUE = asr_queue(_settings)
 _RETRIES = max(0, _settings.chunk_max_attempts)
 
 

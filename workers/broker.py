@@ -48,15 +48,27 @@ def rate_limiter_backend(settings: Settings) -> RateLimiterBackend:
     return StubBackend()
 
 
+def asr_queue(settings: Settings) -> str:
+    """The queue chunks are transcribed on: `cpu` for the local and simulated transcribers,
+    `network` for remote providers."""
+    return "cpu" if settings.transcriber in ("local", "simulated") else "network"
+
+
 class WarmUp(Middleware):
-    """A `dramatiq` worker process loads its models (`mina.warm`) in a thread as it boots, so
-    its first chunks do not queue for them. Only the CLI's processes emit `process_boot`: the
-    embedded mode's in-process workers are warmed by `mina process` / `mina dev` themselves."""
+    """A worker process that transcribes chunks loads their models (`mina.warm`) in a thread
+    as it boots, so its first chunks do not queue for them. Not a process that only consumes
+    other queues (it never needs them), nor the embedded mode's in-process workers (`mina
+    process` and `mina dev` warm their process themselves)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    def after_process_boot(self, broker: dramatiq.Broker) -> None:
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        if isinstance(broker, StubBroker):
+            return
+        queues = worker.consumer_whitelist
+        if queues and asr_queue(self.settings) not in queues:
+            return
         from mina import warm
 
         warm.start(self.settings)
