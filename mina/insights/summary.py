@@ -61,6 +61,8 @@ _VOCATIVE = re.compile(r"(?:^|,\s+)([A-Z][a-z]+)(?=[,.!?]|$)")
 _MIN_PROBABILITY = 0.5
 # a segment this far below the meeting's typical word probability was probably misheard
 _BELOW_TYPICAL = 0.15
+_LOW_WORD = 0.6  # a word heard this unsure ...
+_LOW_SHARE = 0.15  # ... in this share of a segment's words (and two or more): misheard
 _VOCATIVE_FIRST = re.compile(r"^[A-Z][a-z]+,\s+")  # "Nana, could you ..." asks too
 _JOIN_GAP = 1.5
 # Without speakers (the summary runs beside diarization, on the raw transcript) a pause this long
@@ -130,7 +132,7 @@ def _sentences(segments: Sequence[Segment]) -> list[_Sentence]:
     for i, seg in enumerate(joined):
         cleaned, _ = clean_text(seg.text)
         mean = _mean_probability(seg)
-        unsure = mean is not None and mean < floor
+        unsure = (mean is not None and mean < floor) or _misheard_words(seg)
         for piece in textrules.split_sentences(cleaned):
             sentence = _tidy(_OPENER.sub("", piece))
             sound = not unsure and textrules.complete(sentence)
@@ -152,6 +154,15 @@ def _tidy(piece: str) -> str:
     if piece and piece[-1] not in ".?!":
         piece += "?" if textrules.is_question(piece) else "."
     return piece[:1].upper() + piece[1:]
+
+
+def _misheard_words(seg: Segment) -> bool:
+    """Several of the segment's words heard unsure (probability under `_LOW_WORD`, at least two
+    and `_LOW_SHARE` of them): "are not as ready for the new login page" (are 0.59, as 0.54)
+    for "are the tests ready", though the segment's mean passes."""
+    probs = [w.probability for w in seg.words or [] if w.probability is not None]
+    low = sum(p < _LOW_WORD for p in probs)
+    return low >= 2 and low >= _LOW_SHARE * len(probs)
 
 
 def _mean_probability(seg: Segment) -> float | None:
