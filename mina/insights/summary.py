@@ -106,9 +106,15 @@ def _joined(segments: Sequence[Segment]) -> list[Segment]:
     """Segments with a sentence that goes on in the next one of the same speaker joined (a cut
     at a speaker change or a chunk boundary leaves "We" + "decided to ship ..."). Segments with
     no speaker are joined only across a pause too short to be a turn."""
-    out: list[Segment] = []
+    return [seg for seg, _ in _joined_misheard(segments)]
+
+
+def _joined_misheard(segments: Sequence[Segment]) -> list[tuple[Segment, bool]]:
+    """`_joined`, each with whether any segment in it was misheard (`_misheard_words`, judged
+    on the segments as heard: a garbled half keeps its sentence out however long the other)."""
+    out: list[tuple[Segment, bool]] = []
     for seg in segments:
-        last = out[-1] if out else None
+        last, misheard = out[-1] if out else (None, False)
         unknown = last is not None and (last.speaker is None or seg.speaker is None)
         if (
             last is not None
@@ -118,21 +124,22 @@ def _joined(segments: Sequence[Segment]) -> list[Segment]:
         ):
             words = (last.words or []) + (seg.words or []) if last.words or seg.words else None
             text = f"{last.text.rstrip()} {seg.text.strip()}"
-            out[-1] = last.model_copy(update={"text": text, "end": seg.end, "words": words})
+            joined = last.model_copy(update={"text": text, "end": seg.end, "words": words})
+            out[-1] = (joined, misheard or _misheard_words(seg))
         else:
-            out.append(seg)
+            out.append((seg, _misheard_words(seg)))
     return out
 
 
 def _sentences(segments: Sequence[Segment]) -> list[_Sentence]:
     out: list[_Sentence] = []
-    joined = _joined(segments)
-    means = [m for m in map(_mean_probability, joined) if m is not None]
+    joined = _joined_misheard(segments)
+    means = [m for m in (_mean_probability(seg) for seg, _ in joined) if m is not None]
     floor = max(_MIN_PROBABILITY, statistics.median(means) - _BELOW_TYPICAL) if means else 0.0
-    for i, seg in enumerate(joined):
+    for i, (seg, misheard) in enumerate(joined):
         cleaned, _ = clean_text(seg.text)
         mean = _mean_probability(seg)
-        unsure = (mean is not None and mean < floor) or _misheard_words(seg)
+        unsure = (mean is not None and mean < floor) or misheard
         for piece in textrules.split_sentences(cleaned):
             sentence = _tidy(_OPENER.sub("", piece))
             sound = not unsure and textrules.complete(sentence)

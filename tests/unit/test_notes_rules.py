@@ -402,11 +402,8 @@ def test_a_segment_with_several_words_heard_unsure_is_not_summarized() -> None:
 
     talk = [
         heard(0, "The freight contract renews in April with a higher rate."),
-        heard(
-            12,
-            "That suits the freight team, are not as ready for the login page.",
-            frozenset({"are", "as"}),
-        ),
+        heard(12, "That suits the freight team and the carriers in April,"),  # heard well
+        heard(22.2, "are not as ready for the login page.", frozenset({"are", "as"})),
         heard(
             36, "The login page for the freight carriers is ready.", frozenset({"carriers"})
         ),  # one guess
