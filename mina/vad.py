@@ -106,13 +106,20 @@ def probabilities(padded: np.ndarray) -> np.ndarray:
     return found
 
 
+def _frames(x: np.ndarray) -> np.ndarray:
+    """The frame probabilities of float32 samples `x`, padded as faster-whisper pads them (to
+    the next whole frame, a whole frame more when it already is one): one padding for every
+    reader, so a chunk's readers share one run of the model."""
+    return probabilities(np.pad(x, (0, FRAME - x.size % FRAME)))
+
+
 def stretches(samples: np.ndarray, options: Options, rate: int = RATE) -> list[tuple[int, int]]:
     """(start, end) sample indices of the speech in `samples`: faster-whisper's
     `get_speech_timestamps` (1.2.1) on probabilities from `probabilities`, with the same
     padding of the signal, the same float32 comparisons and the same integer arithmetic, so
     the answer is the same (tests/unit/test_vad.py compares them)."""
     x = np.asarray(samples, dtype=np.float32).reshape(-1)
-    probs = probabilities(np.pad(x, (0, FRAME - x.size % FRAME)))
+    probs = _frames(x)
     threshold = options.threshold
     negative = max(threshold - 0.15, 0.01)
     min_speech = rate * options.min_speech_ms / 1000
@@ -166,8 +173,7 @@ def quiet(samples: np.ndarray, at: float, reach: float) -> bool:
     stretches bridge pauses shorter than 0.5 s."""
     if samples.size < FRAME:
         return True
-    padded = np.pad(samples.astype(np.float32, copy=False), (0, -samples.size % FRAME))
-    frames = probabilities(padded)
+    frames = _frames(np.asarray(samples, dtype=np.float32).reshape(-1))
     first = max(0, int((at - reach) * RATE) // FRAME)
     last = min(frames.size, int((at + reach) * RATE) // FRAME + 1)
     return first >= last or bool(np.all(frames[first:last] < QUIET_PROBABILITY))
