@@ -211,12 +211,27 @@ def _repartition(
     the two most alike other clusters merge (as `diarize_features` does on the raw
     embeddings); `labels` kept when no partition into k speakers comes out."""
     again = clustering.cluster(x, units, k, k)
-    unit_labels = np.zeros(int(units.max()) + 1, dtype=np.int64)
-    unit_labels[units] = again
+    unit_labels = _per_unit(units, again)
     if clustering.holds_two(unit_labels, named):
-        split = clustering.split_named(clustering.unit_vectors_of(x, units), unit_labels, named)
-        again = clustering.merge_closest(x, units, split, named, k)[units]
+        again = _split_names_merge_others(x, units, unit_labels, named, k)[units]
     return again if int(again.max()) + 1 == k else labels
+
+
+def _per_unit(units: IntArray, labels: IntArray) -> IntArray:
+    """Window labels as one label per unit (a unit's windows share theirs)."""
+    unit_labels = np.zeros(int(units.max()) + 1, dtype=np.int64)
+    unit_labels[units] = labels
+    return unit_labels
+
+
+def _split_names_merge_others(
+    x: F32, units: IntArray, unit_labels: IntArray, named: dict[int, int], most: int
+) -> IntArray:
+    """A voice holding two people who said their names split around them, then the two most
+    alike other clusters merged (`clustering.merge_closest`, at most `most`): the count stays,
+    the partition follows the names. One label per unit."""
+    split = clustering.split_named(clustering.unit_vectors_of(x, units), unit_labels, named)
+    return clustering.merge_closest(x, units, split, named, most)
 
 
 def diarize_features(
@@ -236,7 +251,7 @@ def diarize_features(
     two people when each said who they are. When the voices give as many or more but one
     voice holds two people who said their names, it is split around them too and the two
     most alike other clusters merge (`clustering.merge_closest`): the count stays, the
-    partition follows the names."""
+    partition follows the names (`_split_names_merge_others`)."""
     if (num_speakers is not None and num_speakers < 1) or max_speakers < 1:
         raise ValueError("num_speakers and max_speakers must be at least 1")
     if len(f) == 0:
@@ -247,18 +262,18 @@ def diarize_features(
     k = int(labels.max()) + 1
     floor = min(len({i.name for i in introductions}), max_speakers)
     named = _named_units(f, units, introductions) if num_speakers is None else {}
-    unit_labels = np.zeros(int(units.max()) + 1, dtype=np.int64)
-    unit_labels[units] = labels
+    unit_labels = _per_unit(units, labels)
     if num_speakers is None and (k < floor or clustering.holds_two(unit_labels, named)):
-        vectors = clustering.unit_vectors_of(f.embeddings, units)
-        split = clustering.split_named(vectors, unit_labels, named)
         if k >= floor:  # as many voices as names, but two names in one voice
-            split = clustering.merge_closest(f.embeddings, units, split, named, max_speakers)
+            split = _split_names_merge_others(f.embeddings, units, unit_labels, named, max_speakers)
             labels = split[units] if int(split.max()) < max_speakers else labels
-        elif k < int(split.max()) + 1 <= max_speakers:
-            labels = split[units]
         else:
-            labels = clustering.cluster(f.embeddings, units, floor, max_speakers)
+            vectors = clustering.unit_vectors_of(f.embeddings, units)
+            split = clustering.split_named(vectors, unit_labels, named)
+            if k < int(split.max()) + 1 <= max_speakers:
+                labels = split[units]
+            else:
+                labels = clustering.cluster(f.embeddings, units, floor, max_speakers)
         log.info("%d voices, %d people introduced: %d speakers", k, floor, int(labels.max()) + 1)
         k = int(labels.max()) + 1
     if k > 1:
