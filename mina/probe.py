@@ -329,11 +329,6 @@ def _walk_ogg(data: bytes) -> _OggWalk:
     return _OggWalk(None, streams)
 
 
-def _ogg_damage(path: Path) -> str | None:
-    """Why the file is not whole Ogg pages end to end, or None when it is (`_walk_ogg`)."""
-    return _walk_ogg(path.read_bytes()).damage
-
-
 def _ogg_seconds(walk: _OggWalk) -> float | None:
     """The audio's length from the pages alone, for a single Opus or Vorbis stream whose header
     reads right and whose granules never fall; None when only FFmpeg can tell.
