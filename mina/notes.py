@@ -32,6 +32,7 @@ from mina.insights import summary as summary_mod
 from mina.insights.schemas import TasksResult
 from mina.models import Conversation, Event, PostTask
 from mina.pipeline.task_state import DONE
+from mina.providers.language import rules_only
 from mina.settings import Settings, get_settings
 from mina.transcript import Segment, segments_from_json
 
@@ -68,7 +69,7 @@ def _diarized(session: Session, conversation_id: str) -> list[Segment] | None:
 def _by_rules(session: Session, conversation_id: str, task: str, settings: Settings) -> bool:
     """Whether the offline rules wrote `task`'s result: no model is configured, or the ledger
     holds the model's fallback for it."""
-    if settings.language_provider in ("local", "simulated"):
+    if rules_only(settings):
         return True
     fallbacks = session.scalars(
         select(Event.payload).where(

@@ -134,11 +134,11 @@ def _joined_misheard(segments: Sequence[Segment]) -> list[tuple[Segment, bool]]:
 def _sentences(segments: Sequence[Segment]) -> list[_Sentence]:
     out: list[_Sentence] = []
     joined = _joined_misheard(segments)
-    means = [m for m in (_mean_probability(seg) for seg, _ in joined) if m is not None]
+    seg_means = [_mean_probability(seg) for seg, _ in joined]
+    means = [m for m in seg_means if m is not None]
     floor = max(_MIN_PROBABILITY, statistics.median(means) - _BELOW_TYPICAL) if means else 0.0
-    for i, (seg, misheard) in enumerate(joined):
+    for i, ((seg, misheard), mean) in enumerate(zip(joined, seg_means, strict=True)):
         cleaned, _ = clean_text(seg.text)
-        mean = _mean_probability(seg)
         unsure = (mean is not None and mean < floor) or misheard
         for piece in textrules.split_sentences(cleaned):
             sentence = _tidy(_OPENER.sub("", piece))
@@ -163,18 +163,22 @@ def _tidy(piece: str) -> str:
     return piece[:1].upper() + piece[1:]
 
 
+def _word_probabilities(seg: Segment) -> list[float]:
+    return [w.probability for w in seg.words or [] if w.probability is not None]
+
+
 def _misheard_words(seg: Segment) -> bool:
     """Several of the segment's words heard unsure (probability under `_LOW_WORD`, at least two
     and `_LOW_SHARE` of them): "are not as ready for the new login page" (are 0.59, as 0.54)
     for "are the tests ready", though the segment's mean passes."""
-    probs = [w.probability for w in seg.words or [] if w.probability is not None]
+    probs = _word_probabilities(seg)
     low = sum(p < _LOW_WORD for p in probs)
     return low >= 2 and low >= _LOW_SHARE * len(probs)
 
 
 def _mean_probability(seg: Segment) -> float | None:
     """How sure Whisper was of the segment's words (their mean probability), if it said."""
-    probs = [w.probability for w in seg.words or [] if w.probability is not None]
+    probs = _word_probabilities(seg)
     return sum(probs) / len(probs) if probs else None
 
 

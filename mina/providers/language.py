@@ -50,9 +50,14 @@ class LocalLanguage:
         return summary_mod.summarize(segments, title_hint)
 
 
+def rules_only(settings: Settings) -> bool:
+    """Whether the configured language provider is the offline rules (no model to call)."""
+    return settings.language_provider in ("local", "simulated")
+
+
 def get_language(settings: Settings) -> LanguageProvider:
     name = settings.language_provider
-    if name in ("local", "simulated"):
+    if rules_only(settings):
         # `simulated` is the local provider with the latency and faults of MINA_SIM_TASK_*
         # injected around every task by mina.pipeline.work.
         return LocalLanguage()
