@@ -36,6 +36,7 @@ __all__ = [
     "Relay",
     "as_message",
     "emit_unemitted",
+    "lock",
     "record",
     "relay",
     "replay",
@@ -83,19 +84,35 @@ def record(
     return ev
 
 
-def _lock_conversation(session: Session, conversation_id: str) -> None:
-    """Once per transaction and conversation (SQLite: its write lock already orders commits)."""
+def lock(session: Session, conversation_id: str) -> Conversation | None:
+    """The conversation's row, locked FOR UPDATE for the rest of the transaction (None if it
+    does not exist). Stronger than the FOR KEY SHARE `record` takes, so events recorded for it
+    in this transaction take no lock of their own: no second SELECT of the row."""
+    conv = session.get(Conversation, conversation_id, with_for_update=True)
+    if conv is not None:
+        _held(session)[conversation_id] = conv
+    return conv
+
+
+def _held(session: Session) -> dict[str, Conversation | None]:
+    """The conversations locked in the session's current transaction."""
     txn = session.get_transaction()
     held: tuple[object, dict[str, Conversation | None]] | None = session.info.get(_LOCKS)
     if held is None or held[0] is not txn:
         held = (txn, {})
         session.info[_LOCKS] = held
-    if conversation_id in held[1]:
+    return held[1]
+
+
+def _lock_conversation(session: Session, conversation_id: str) -> None:
+    """Once per transaction and conversation (SQLite: its write lock already orders commits)."""
+    held = _held(session)
+    if conversation_id in held:
         return
     # The whole row, not just its id: the caller usually reads or updates it next (a chunk's
     # progress) and finds it loaded, as it is under this lock, without a second SELECT. Kept
     # here to the commit: the session's identity map holds unchanged rows only weakly.
-    held[1][conversation_id] = session.get(
+    held[conversation_id] = session.get(
         Conversation, conversation_id, with_for_update={"key_share": True}
     )
 

@@ -248,7 +248,7 @@ def admit(
 def _insert(conversation_id: str, index: int, upload: Upload, key: str) -> Accepted:
     try:
         with session_scope() as session:
-            conv = session.get(Conversation, conversation_id, with_for_update=True)
+            conv = events.lock(session, conversation_id)
             assert conv is not None
             _ensure_accepting(conv, index)
             now = utcnow()

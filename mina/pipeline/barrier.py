@@ -13,10 +13,11 @@ import logging
 
 from sqlalchemy import func, select
 
+from mina import events
 from mina.db import session_scope
 from mina.dispatch import Dispatcher
 from mina.errors import TransientError
-from mina.models import Chunk, Conversation
+from mina.models import Chunk
 from mina.pipeline import chunk_state, conversation_state, post, seams
 from mina.pipeline.conversation_state import TRANSCRIBED
 
@@ -36,7 +37,7 @@ def settle(conversation_id: str, dispatcher: Dispatcher, *, seams_made: bool = F
     status: str | None = None
     transcribed = total = 0
     with session_scope() as session:
-        conv = session.get(Conversation, conversation_id, with_for_update=True)
+        conv = events.lock(session, conversation_id)
         if conv is None or not conv.is_finished or conv.is_all_chunks_transcribed:
             return False
         rows = session.execute(

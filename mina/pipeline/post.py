@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from mina import metrics, notes
+from mina import events, metrics, notes
 from mina.db import session_scope, utcnow
 from mina.dispatch import Dispatcher
 from mina.errors import Conflict, TransientError
@@ -57,7 +57,7 @@ def reveal(conversation_id: str, settings: Settings) -> bool:
         notes.settle(conversation_id, settings)
         voiceprints.recognize(conversation_id)  # known voices by name (docs/memory.md)
     with session_scope() as session:
-        conv = session.get(Conversation, conversation_id, with_for_update=True)
+        conv = events.lock(session, conversation_id)
         if conv is None or conv.processing_status != RUNNING:
             return False
         tasks = task_state.rows(session, conversation_id)
@@ -106,7 +106,7 @@ def retry_failed(conversation_id: str, dispatcher: Dispatcher) -> list[str]:
     computed without that input. Returns the names queued ([] when nothing had failed).
     """
     with session_scope() as session:
-        conv = session.get(Conversation, conversation_id, with_for_update=True)
+        conv = events.lock(session, conversation_id)
         if conv is None or conv.processing_status == PENDING:
             raise Conflict("post-processing has not started for this conversation")
         if conv.processing_status == RUNNING:

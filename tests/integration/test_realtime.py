@@ -620,3 +620,50 @@ def test_in_process_watchers_get_committed_events_only(clean_db: str) -> None:
     assert [m["payload"].get("index") for m in got[1:]] == [1]
     with session_scope() as s:
         assert s.scalar(select(func.count()).where(Event.conversation_id == cid)) == 2
+
+
+def test_a_conversation_locked_for_update_is_not_selected_again_by_record(clean_db: str) -> None:
+    """`events.lock` (FOR UPDATE) stands for `record`'s own FOR KEY SHARE lock: one SELECT of the
+    conversation in the transaction, and another writer still waits for the commit."""
+    from sqlalchemy import event as sa_event
+
+    from mina import conversations, events
+    from mina.db import get_engine
+
+    with session_scope() as s:
+        conv, _token = conversations.create(s, "locked")
+        cid = conv.id
+    selects: list[str] = []
+
+    def count(_conn: Any, _cur: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM conversation" in statement:
+            selects.append(statement)
+
+    second: dict[str, Any] = {}
+    committed_first = threading.Event()
+
+    def writer() -> None:
+        with session_scope() as s:
+            second["id"] = events.record(s, cid, "second").id
+            second["after_first_commit"] = committed_first.is_set()
+
+    engine = get_engine()
+    sa_event.listen(engine, "before_cursor_execute", count)
+    try:
+        with session_scope() as s:
+            locked = events.lock(s, cid)
+            assert locked is not None and locked.id == cid
+            first = events.record(s, cid, "first").id
+            events.record(s, cid, "again")
+            assert len(selects) == 1 and "FOR UPDATE" in selects[0], selects
+            thread = threading.Thread(target=writer)
+            thread.start()
+            thread.join(timeout=1.0)
+            assert thread.is_alive()  # waiting for our lock
+            committed_first.set()
+        with session_scope() as s:
+            assert events.lock(s, "no-such-conversation") is None
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", count)
+    thread.join(timeout=30)
+    assert second["after_first_commit"] is True and second["id"] > first
