@@ -95,14 +95,38 @@ def for_chunk(conversation_id: str) -> str:
 
 
 def for_chunk_in(session: Session, conversation_id: str) -> str:
-    """`for_chunk` in the caller's transaction (the worker's claim)."""
+    """`for_chunk` in the caller's transaction."""
     conv = session.get(Conversation, conversation_id)
     if conv is None or conv.language is None:
         return AUTO
-    last = _last_detection(session, conversation_id)
-    if last is not None and not last.get("sure"):
+    return chosen(conv.language, _last_detection(session, conversation_id))
+
+
+def claim_columns() -> tuple[Any, Any]:
+    """What `for_chunk` reads, as two subqueries correlated to the chunk row a statement
+    updates: the worker's claim reads them in its own UPDATE (one round trip where there were
+    three); `chosen` makes the answer of their values."""
+    language = (
+        select(Conversation.language)
+        .where(Conversation.id == Chunk.conversation_id)
+        .scalar_subquery()
+    )
+    last = (
+        select(Event.payload)
+        .where(Event.conversation_id == Chunk.conversation_id, Event.type == DETECTED)
+        .order_by(Event.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return language, last
+
+
+def chosen(language: str | None, last: dict[str, Any] | None) -> str:
+    """The language to transcribe in, from the conversation's `language` and its last
+    detection's payload: `auto` while none is set or the last detection was unsure."""
+    if language is None or (last is not None and not last.get("sure")):
         return AUTO
-    return conv.language
+    return language
 
 
 def for_chunk_id(chunk_id: str) -> str:

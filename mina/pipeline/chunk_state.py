@@ -104,14 +104,17 @@ class Claim:
 def claim(chunk_id: str, settings: Settings) -> Claim | None:
     """Take the chunk if it is queued or its lease expired; None if someone else holds it."""
     with session_scope() as session:
-        return claim_in(session, chunk_id, settings)
+        taken = claim_in(session, chunk_id, settings)
+    return taken[0] if taken is not None else None
 
 
-def claim_in(session: Session, chunk_id: str, settings: Settings) -> Claim | None:
-    """`claim` in the caller's transaction, which must commit before the claim is acted on
-    (the worker reads what it needs for the call, the conversation's language, in the same
-    transaction: one round of BEGIN and COMMIT fewer per chunk). One statement: the
-    conditional UPDATE returns the claimed row's fields."""
+def claim_in(
+    session: Session, chunk_id: str, settings: Settings, *also: Any
+) -> tuple[Claim, tuple[Any, ...]] | None:
+    """`claim` in the caller's transaction, which must commit before the claim is acted on.
+    One statement: the conditional UPDATE returns the claimed row's fields, and the values of
+    `also`, subqueries correlated to the chunk row (the worker reads the conversation's
+    language so, `mina.languages.claim_columns`: no statement of its own)."""
     now = utcnow()
     row = session.execute(
         update(Chunk)
@@ -133,12 +136,13 @@ def claim_in(session: Session, chunk_id: str, settings: Settings) -> Claim | Non
             Chunk.attempts,
             Chunk.storage_key,
             Chunk.started_at,
+            *also,
         )
         .execution_options(synchronize_session=False)
     ).one_or_none()
     if row is None:
         return None
-    return Claim(*row)
+    return Claim(*row[:6]), tuple(row[6:])
 
 
 def renew_lease(c: Claim, settings: Settings) -> bool:
@@ -308,20 +312,27 @@ def update_progress(session: Session, conversation_id: str) -> bool:
     """Transcription fills 0-70 % of `progress`; post-processing the rest. Returns whether the
     barrier may be due: the conversation is finished and has not passed it.
 
-    The conversation row is normally loaded already, under the lock `events.record` took, so
-    this is one statement: both counts at once."""
+    The conversation row is normally loaded already, under the lock `events.record` took
+    (the lock this UPDATE takes), so this is one statement: the UPDATE counts the chunks
+    itself, after the lock, so it sees every chunk ended before it. The progress is
+    70 x terminal // max(chunks, expected), integer division (0 with nothing expected)."""
     conv = session.get(Conversation, conversation_id)
     if conv is None or conv.is_all_chunks_transcribed:
         return False
-    total, terminal = session.execute(
-        select(func.count(), func.coalesce(func.sum(case((Chunk.status.in_(TERMINAL), 1))), 0))
-        .select_from(Chunk)
+    total = func.count()
+    terminal = func.coalesce(func.sum(case((Chunk.status.in_(TERMINAL), 1))), 0)
+    expected = case((total > (conv.expected_chunks or 0), total), else_=conv.expected_chunks or 0)
+    progress = (
+        select(case((expected > 0, 70 * terminal // expected), else_=0))
         .where(Chunk.conversation_id == conversation_id)
-    ).one()
-    expected = max(total or 0, conv.expected_chunks or 0)
-    progress = int(70 * (terminal or 0) / expected) if expected else 0
-    if conv.progress != progress:
-        conv.progress = progress
+        .scalar_subquery()
+    )
+    session.execute(
+        update(Conversation)
+        .where(Conversation.id == conversation_id)
+        .values(progress=progress)
+        .execution_options(synchronize_session="fetch")
+    )
     return bool(conv.is_finished)
 
 

@@ -72,20 +72,19 @@ def _normalized(storage: Storage, claim: state.Claim, workdir: Path) -> tuple[Pa
 
 def run_chunk(chunk_id: str, svc: Services, *, last_try: bool = False) -> str:
     """Transcribe one chunk: transcribed, failed, split, submitted (async job) or skipped."""
-    # The claim and the language to transcribe in: one transaction, committed before the call.
-    language = languages.AUTO
+    # The claim and the language to transcribe in: one statement, committed before the call.
     try:
         with session_scope() as session:
-            claim = state.claim_in(session, chunk_id, svc.settings)
-            if claim is not None:
-                language = languages.for_chunk_in(session, claim.conversation_id)
+            taken = state.claim_in(session, chunk_id, svc.settings, *languages.claim_columns())
     except OperationalError as exc:
         # The database is out of reach (restarting, a stale pooled connection): nothing was
         # taken. Transient, so the actor retries with backoff instead of dropping the message.
         raise TransientError(f"database out of reach: {str(exc).splitlines()[0][:200]}") from exc
-    if claim is None:
+    if taken is None:
         log.info("chunk %s: not claimable (held elsewhere or already terminal)", chunk_id)
         return "skipped"
+    claim, (conversation_language, last_detection) = taken
+    language = languages.chosen(conversation_language, last_detection)
     started = time.monotonic()
     beat = heartbeat.beating(
         lambda: state.renew_lease(claim, svc.settings), svc.settings, f"chunk {chunk_id}"

@@ -239,6 +239,36 @@ def test_a_chunk_ended_before_finish_leaves_the_barrier_to_the_finish(client: An
     assert chunk_state.complete(claim_again, [], 1.0) is None  # terminal: nothing changes
 
 
+def test_progress_counts_ended_chunks_over_the_expected_ones(client: Any) -> None:
+    """`complete`/`fail` set transcription's share of `progress` (0-70) in the UPDATE itself:
+    70 x ended // max(chunks, expected), whole percents rounded down."""
+    from mina.dispatch import NullDispatcher
+    from mina.pipeline import chunk_state
+    from mina.pipeline.finish import finish_conversation
+    from mina.settings import get_settings
+
+    def progress() -> int:
+        with session_scope() as s:
+            conv = s.get(Conversation, cid)
+            assert conv is not None
+            return conv.progress
+
+    settings = get_settings()
+    cid, _ = create(client)
+    chunks = _queued_chunks(cid, 3)
+    seen = [progress()]
+    claims = [chunk_state.claim(c, settings) for c in chunks]
+    assert all(claims)
+    chunk_state.complete(claims[0], [], 30.0)  # type: ignore[arg-type]
+    seen.append(progress())  # 1 of 3 rows
+    finish_conversation(cid, 4, NullDispatcher())  # one more expected than uploaded
+    chunk_state.complete(claims[1], [], 30.0)  # type: ignore[arg-type]
+    seen.append(progress())  # 2 of 4 expected
+    chunk_state.fail(claims[2], "unreadable", chunk_state.PERMANENT)  # type: ignore[arg-type]
+    seen.append(progress())  # 3 of 4
+    assert seen == [0, 23, 35, 52]
+
+
 def test_a_database_out_of_reach_at_the_claim_is_retried_not_dropped(
     clean_db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -114,6 +114,38 @@ def test_auto_keeps_detecting_per_chunk_until_a_sure_answer_then_uses_it(clean_d
     ]
 
 
+def test_the_claim_reads_the_language_for_chunk_gives(clean_db: str) -> None:
+    """The worker reads the language in its claim's own statement (`claim_columns`): the same
+    answer as `for_chunk` for no language, an unsure detection, a sure one and a given one."""
+    from mina.pipeline import chunk_state
+    from mina.settings import get_settings
+    from tests.fixtures.conversations import chunk_rows
+
+    made: dict[str, int] = {}
+
+    def claimed(cid: str) -> str:
+        made[cid] = made.get(cid, 0) + 1
+        with session_scope() as s:
+            row = chunk_rows(cid, ["queued"] * made[cid])[-1]  # the next index
+            s.add(row)
+            s.flush()
+            taken = chunk_state.claim_in(s, row.id, get_settings(), *languages.claim_columns())
+        assert taken is not None
+        return languages.chosen(*taken[1])
+
+    with session_scope() as s:
+        auto, _ = conversations.create(s, "auto", None)
+        given, _ = conversations.create(s, "given", "de")
+        cid, de = auto.id, given.id
+    seen = [(claimed(cid), languages.for_chunk(cid))]
+    languages.observe(cid, "auto", "es", 0.55, 0)  # unsure: `language` is set, still auto
+    seen.append((claimed(cid), languages.for_chunk(cid)))
+    languages.observe(cid, "auto", "es", 0.93, 1)  # sure
+    seen.append((claimed(cid), languages.for_chunk(cid)))
+    seen.append((claimed(de), languages.for_chunk(de)))
+    assert seen == [("auto", "auto"), ("auto", "auto"), ("es", "es"), ("de", "de")]
+
+
 def test_a_given_language_is_used_for_every_chunk(clean_db: str) -> None:
     with session_scope() as s:
         conv, _ = conversations.create(s, "given", "de")
