@@ -3,9 +3,12 @@ storage (presign, PUT to S3, confirm)."""
 
 from __future__ import annotations
 
+from typing import BinaryIO
+
 from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 from spectree import Response as Resp
+from sqlalchemy.orm import Session
 
 from api.auth import authorize_conversation, authorize_in
 from api.context import services
@@ -20,8 +23,8 @@ from api.schemas import (
     error_responses,
 )
 from mina import ingest, presign
-from mina.db import session_scope
 from mina.errors import ValidationError
+from mina.models import Conversation
 
 bp = Blueprint("uploads", __name__, url_prefix="/api/conversations")
 
@@ -42,22 +45,18 @@ ERRORS = error_responses(400, 401, 403, 404, 409)
 )
 def upload_chunk(conversation_id: str) -> tuple[Response, int]:
     svc = services()
-    # The token, the index's chunk and whether the conversation still accepts: one transaction.
-    with session_scope() as db:
+
+    def open_request(db: Session) -> tuple[Conversation, int, BinaryIO]:
+        # The token, the index and the file, in this order, inside the upload's one transaction.
         conv = authorize_in(db, conversation_id)
         index = ingest.check_index(request.form.get("index"), svc.settings)
         upload = request.files.get("file")
         if upload is None:
             raise ValidationError("multipart field 'file' is required", code="missing_file")
-        existing = ingest.precheck_in(db, conv, index)
-    accepted = ingest.receive(
-        conversation_id,
-        index,
-        upload.stream,  # type: ignore[arg-type]
-        existing,
-        storage=svc.storage,
-        dispatcher=svc.dispatcher,
-        settings=svc.settings,
+        return conv, index, upload.stream  # type: ignore[return-value]
+
+    accepted = ingest.receive_direct(
+        open_request, storage=svc.storage, dispatcher=svc.dispatcher, settings=svc.settings
     )
     return chunk_accepted(accepted)
 

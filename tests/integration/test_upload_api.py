@@ -6,6 +6,7 @@ import io
 import random
 import struct
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -312,3 +313,98 @@ def test_openapi_document_lists_the_participant_api(client: Any) -> None:
     assert "/api/conversations/{conversation_id}/finish" in paths
     schemas = spec["components"]["schemas"]
     assert any("CreateConversation" in k for k in schemas)
+
+
+def _tone(tmp_path: Path, hz: int) -> bytes:
+    path = tmp_path / f"tone{hz}.ogg"
+    tone = f"sine=frequency={hz}:duration=2"
+    cmd = ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", tone, "-c:a", "libopus", str(path)]
+    subprocess.run(cmd, check=True)
+    return path.read_bytes()
+
+
+def _during_blob_write(app: Any, monkeypatch: pytest.MonkeyPatch, act: Any) -> dict[str, Any]:
+    """Run `act` on another thread, to its end, while the first upload's blob is written (its
+    transaction open: authorized and checked, the conversation not locked yet)."""
+    storage = app.extensions["mina"].storage
+    real = storage.put_file
+    seen: dict[str, Any] = {}
+
+    def put_file(key: str, path: Path) -> Any:
+        stored = real(key, path)
+        if "other" not in seen:
+            seen["other"] = None
+            thread = threading.Thread(target=lambda: seen.__setitem__("other", act()))
+            thread.start()
+            thread.join(timeout=60)
+        return stored
+
+    monkeypatch.setattr(storage, "put_file", put_file)
+    return seen
+
+
+@pytest.mark.services_only  # SQLite's BEGIN IMMEDIATE would make the other request wait for ours
+@pytest.mark.parametrize("same_bytes", [True, False])
+def test_an_upload_that_loses_its_index_to_a_concurrent_one(
+    client: Any,
+    app: Any,
+    ogg: bytes,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    same_bytes: bool,
+) -> None:
+    """The other upload commits the index first: ours is its chunk (same bytes, 200) or a 409
+    (other bytes) and leaves no blob of its own; one row, one blob either way."""
+    cid, auth = create(client)
+    theirs = ogg if same_bytes else _tone(tmp_path, 300)
+    seen = _during_blob_write(
+        app, monkeypatch, lambda: post_chunk(app.test_client(), cid, auth, 0, theirs)
+    )
+    ours = post_chunk(client, cid, auth, 0, ogg)
+    assert seen["other"].status_code == 202
+    if same_bytes:
+        assert ours.status_code == 200 and ours.get_json()["id"] == seen["other"].get_json()["id"]
+    else:
+        assert_error(ours, 409, "index_taken")
+    assert rows(cid) == 1 and len(blobs(app, cid)) == 1
+
+
+@pytest.mark.services_only
+def test_a_finish_committed_during_the_blob_write_refuses_the_upload(
+    client: Any, app: Any, ogg: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The conversation is read again under its lock at the insert: a finish that committed
+    after the upload's checks refuses it (409), with no row and no blob left."""
+    cid, auth = create(client)
+    seen = _during_blob_write(
+        app,
+        monkeypatch,
+        lambda: app.test_client().post(f"/api/conversations/{cid}/finish", json={}, headers=auth),
+    )
+    assert_error(post_chunk(client, cid, auth, 0, ogg), 409, "finished")
+    assert seen["other"].status_code == 202
+    assert rows(cid) == 0 and blobs(app, cid) == []
+
+
+def test_a_direct_upload_is_one_transaction(client: Any, ogg: bytes) -> None:
+    """Authorization, precheck and insert share one BEGIN and COMMIT (one pooled connection)."""
+    from sqlalchemy import event as sa_event
+
+    from mina.db import get_engine
+
+    cid, auth = create(client)
+    me = threading.get_ident()
+    begins: list[int] = []
+
+    def began(_conn: Any) -> None:
+        if threading.get_ident() == me:
+            begins.append(1)
+
+    engine = get_engine()
+    sa_event.listen(engine, "begin", began)
+    try:
+        assert post_chunk(client, cid, auth, 0, ogg).status_code == 202
+    finally:
+        sa_event.remove(engine, "begin", began)
+    assert len(begins) == 1
+    assert rows(cid) == 1
