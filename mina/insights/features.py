@@ -16,7 +16,6 @@ A chunk's features are ~1 KB per window (40 windows per 30 s of speech), kept as
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy.typing as npt
 
 from mina import vad
 from mina.insights import embeddings as emb
+from mina.insights import npz
 
 SR = emb.SR
 WINDOW = 1.5  # seconds of audio per embedding
@@ -34,7 +34,6 @@ MIN_SPEECH = 0.2  # stretches shorter than this are left out
 VAD_THRESHOLD = 0.5
 VAD_MIN_SILENCE_MS = 250
 VAD_PAD_MS = 50
-_loading = threading.Lock()
 SPEECH = vad.Options(threshold=VAD_THRESHOLD, min_silence_ms=VAD_MIN_SILENCE_MS, pad_ms=VAD_PAD_MS)
 
 FloatArray = npt.NDArray[np.float64]
@@ -122,11 +121,8 @@ def save(f: Features, path: str | Path) -> None:
 def load(path: str | Path) -> Features:
     """What `save` wrote; ValueError if it is not that."""
     try:
-        # One file at a time per process: NumPy parses each array's header with
-        # ast.literal_eval, and CPython 3.11's AST construction is not safe in threads
-        # (python/cpython#106905: "AST constructor recursion depth mismatch" when diarize's
-        # eight fetchers load their chunks at once). The fetch itself stays parallel.
-        with _loading, np.load(path, allow_pickle=False) as data:
+        # One file at a time per process (mina.insights.npz); the fetch itself stays parallel.
+        with npz.opened(path) as data:
             f = Features(
                 data["speech"].astype(np.float64).reshape(-1, 2),
                 data["windows"].astype(np.float64).reshape(-1, 2),

@@ -37,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mina.errors import PermanentError
-from mina.insights import campplus_onnx
+from mina.insights import campplus_onnx, npz
 from mina.insights.campplus_onnx import OnnxCamPlusPlus
 from mina.insights.embeddings import CamPlusPlus
 
@@ -200,7 +200,7 @@ _loaded: dict[Path, OnnxCamPlusPlus] = {}
 
 def _weights(path: Path) -> Weights:
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with npz.opened(path) as data:  # under the lock features.load takes too
             return {k: data[k] for k in data.files}
     except (OSError, ValueError) as exc:
         raise PermanentError(f"unreadable speaker model {path}: {exc}") from exc
