@@ -179,6 +179,28 @@ def normalize(src: StrPath, dst: StrPath, *, timeout: float = WORK_TIMEOUT) -> f
     return duration(dst)
 
 
+def normalize_many(
+    pairs: Sequence[tuple[StrPath, StrPath]], *, timeout: float = WORK_TIMEOUT
+) -> None:
+    """`normalize` of several sources by one ffmpeg child (`mina.normalizing`): each output has
+    the options and filter chain `normalize` gives it, so its bytes are the same; the start of
+    the child (~60 ms of CPU, most of its work on a 30 s chunk) is paid once. Any error fails
+    the whole call (nothing is left under a `dst`): run them one by one to tell which."""
+    parts = [_part_path(Path(dst)) for _, dst in pairs]
+    # Each input is demuxed in a thread of its own; a queue holding a whole chunk's packets
+    # spares the thread switches that cost more than the decode (90 -> 41 ms a chunk for 8).
+    args = [a for src, _ in pairs for a in ("-thread_queue_size", "4096", "-i", str(src))]
+    for k, part in enumerate(parts):
+        args += ["-map", f"{k}:a:0", "-vn", *_MONO, *_codec_args(".wav", ""), str(part)]
+    try:
+        _ffmpeg(args, timeout=timeout, what="normalize audio")
+        for (_, dst), part in zip(pairs, parts, strict=True):
+            os.replace(part, dst)
+    finally:
+        for part in parts:
+            part.unlink(missing_ok=True)
+
+
 def silence(seconds: float, dst: StrPath) -> float:
     """Write `seconds` of silence as a normalized WAV (a stand-in for a chunk that failed)."""
     dst = Path(dst)
@@ -202,6 +224,11 @@ def encode(
     args = ["-i", str(src), "-map", "0:a:0", "-vn", *_codec_args(dst.suffix, bitrate)]
     _replace_from_part(dst, args, timeout=timeout, what="encode audio")
     return duration(dst)
+
+
+def is_normalized(path: StrPath) -> bool:
+    """Already what `normalize` writes (16 kHz mono s16 WAV): `normalize` copies it."""
+    return _is_normalized_wav(Path(path))
 
 
 def _is_normalized_wav(path: Path) -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
-from mina import audio, coverage, languages, metrics, resilience
+from mina import audio, coverage, languages, metrics, normalizing, resilience
 from mina.db import session_scope
 from mina.errors import MinaError, NotFound, PermanentError, TransientError
 from mina.insights import features, speaker_model
@@ -65,7 +65,7 @@ def _normalized(storage: Storage, claim: state.Claim, workdir: Path) -> tuple[Pa
         src = workdir / Path(claim.storage_key).name
         storage.download(claim.storage_key, src)
     wav = workdir / "normalized.wav"
-    duration = audio.normalize(src, wav)
+    duration = normalizing.normalize(src, wav)  # with the chunks normalized meanwhile
     storage.put_file(normalized_key(claim.conversation_id, claim.index), wav)
     return wav, duration
 

@@ -1,0 +1,85 @@
+"""Chunks normalized at once share ffmpeg children (mina.normalizing): the same bytes and the
+same errors as one child per chunk."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from mina import audio, normalizing
+from mina.errors import PermanentError
+
+
+def alone(src: Path, tmp: Path) -> bytes:
+    out = tmp / f"alone-{src.name}.wav"
+    audio.normalize(src, out)
+    return out.read_bytes()
+
+
+def test_one_child_writes_the_bytes_one_child_each_writes(
+    encoded: dict[str, Path], tmp_path: Path
+) -> None:
+    pairs = [(src, tmp_path / f"many-{fmt}.wav") for fmt, src in encoded.items()]
+    audio.normalize_many(pairs)
+    assert [dst.read_bytes() for _, dst in pairs] == [alone(src, tmp_path) for src, _ in pairs]
+    assert not list(tmp_path.glob(".*.part"))
+
+
+def test_one_bad_source_fails_the_child_and_leaves_no_file(
+    encoded: dict[str, Path], tmp_path: Path
+) -> None:
+    junk = tmp_path / "junk.ogg"
+    junk.write_bytes(b"OggS" + random.Random(3).randbytes(5000))
+    with pytest.raises(PermanentError):
+        audio.normalize_many([(encoded["ogg"], tmp_path / "a.wav"), (junk, tmp_path / "b.wav")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.ogg"]
+
+
+def test_chunks_waiting_for_a_child_share_the_next_and_keep_their_own_errors(
+    encoded: dict[str, Path], tmp_path: Path
+) -> None:
+    """Ten chunks wait while the only child is busy; the next two children take eight and two.
+    The child with the corrupt chunk fails, so its chunks are normalized alone: the good ones
+    get their bytes, the corrupt one the error `normalize` gives it."""
+    junk = tmp_path / "junk.ogg"
+    junk.write_bytes(b"OggS" + random.Random(3).randbytes(5000))
+    with pytest.raises(PermanentError) as its_own:
+        audio.normalize(junk, tmp_path / "junk.wav")
+    sources = [*encoded.values(), junk, *encoded.values()][:10]
+    n = normalizing.Normalizer(children=1)
+    n._running = 1  # a child of an earlier chunk is running
+    results: dict[int, object] = {}
+
+    def one(k: int) -> None:
+        try:
+            results[k] = n.normalize(sources[k], tmp_path / f"out-{k}.wav")
+        except PermanentError as exc:
+            results[k] = exc
+
+    threads = [threading.Thread(target=one, args=(k,)) for k in range(10)]
+    for t in threads:
+        t.start()
+    while len(n._waiting) < 10:
+        time.sleep(0.01)
+    n._ended([])  # the earlier child ends
+    for t in threads:
+        t.join()
+    assert (n.batches, n.chunks) == (2, 10)
+    for k, src in enumerate(sources):
+        if src == junk:
+            assert str(results[k]) == str(its_own.value)
+        else:
+            assert results[k] == audio.duration(tmp_path / f"out-{k}.wav")
+            assert (tmp_path / f"out-{k}.wav").read_bytes() == alone(src, tmp_path)
+
+
+def test_a_missing_source_fails_as_normalize_fails(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError) as alone_error:
+        audio.normalize(tmp_path / "gone.ogg", tmp_path / "a.wav")
+    with pytest.raises(FileNotFoundError) as shared_error:
+        normalizing.Normalizer().normalize(tmp_path / "gone.ogg", tmp_path / "b.wav")
+    assert str(shared_error.value) == str(alone_error.value)
