@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy import null as sa_null
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from mina import events
 from mina.db import session_scope, utcnow
@@ -47,6 +48,8 @@ class ChunkStatus(StrEnum):
 QUEUED, PROCESSING = ChunkStatus.QUEUED, ChunkStatus.PROCESSING
 TRANSCRIBED, FAILED = ChunkStatus.TRANSCRIBED, ChunkStatus.FAILED
 TERMINAL: tuple[str, ...] = (TRANSCRIBED, FAILED)
+#: `conversation.progress` once every expected chunk is terminal (post-processing fills the rest).
+TRANSCRIBED_SHARE = 70
 
 MACHINE = Machine(
     name="chunk",
@@ -174,10 +177,12 @@ def extend_lease(c: Claim, settings: Settings) -> None:
 @dataclass(frozen=True)
 class Ended:
     """A chunk the claim's holder made terminal (`complete`, `fail`). `barrier_due`: the
-    conversation was finished and its barrier not passed yet, read under the conversation's
-    lock in the same transaction. When False the holder need not run the barrier: a finish
-    committed after this transaction runs the barrier itself (its update of the conversation
-    row waits for the lock held here) and sees this chunk terminal."""
+    conversation was finished, its barrier not passed yet and every chunk it expects terminal,
+    read under the conversation's lock in the same transaction. When False the holder need not
+    run the barrier: a finish committed after this transaction runs the barrier itself (its
+    update of the conversation row waits for the lock held here) and sees this chunk terminal;
+    a chunk still in flight or missing is made terminal later under the same lock, by a holder
+    that sees every chunk terminal (or by the scheduler, which settles what it ends)."""
 
     barrier_due: bool
 
@@ -310,7 +315,8 @@ def give_up(session: Session, chunk: Chunk, reason: str) -> None:
 
 def update_progress(session: Session, conversation_id: str) -> bool:
     """Transcription fills 0-70 % of `progress`; post-processing the rest. Returns whether the
-    barrier may be due: the conversation is finished and has not passed it.
+    barrier may be due: the conversation is finished, has not passed it, and every chunk it
+    expects is terminal (transcription's share is whole: 70).
 
     The conversation row is normally loaded already, under the lock `events.record` took
     (the lock this UPDATE takes), so this is one statement: the UPDATE counts the chunks
@@ -323,17 +329,19 @@ def update_progress(session: Session, conversation_id: str) -> bool:
     terminal = func.coalesce(func.sum(case((Chunk.status.in_(TERMINAL), 1))), 0)
     expected = case((total > (conv.expected_chunks or 0), total), else_=conv.expected_chunks or 0)
     progress = (
-        select(case((expected > 0, 70 * terminal // expected), else_=0))
+        select(case((expected > 0, TRANSCRIBED_SHARE * terminal // expected), else_=0))
         .where(Chunk.conversation_id == conversation_id)
         .scalar_subquery()
     )
-    session.execute(
+    now = session.execute(
         update(Conversation)
         .where(Conversation.id == conversation_id)
         .values(progress=progress)
-        .execution_options(synchronize_session="fetch")
-    )
-    return bool(conv.is_finished)
+        .returning(Conversation.progress)
+        .execution_options(synchronize_session=False)
+    ).scalar_one()
+    set_committed_value(conv, "progress", now)  # the row as written, without reading it again
+    return bool(conv.is_finished) and now == TRANSCRIBED_SHARE
 
 
 def current_claim(chunk_id: str) -> Claim | None:

@@ -167,8 +167,9 @@ def _after_terminal(
     if transcribed:  # the boundaries whose other side is already in (docs/transcription.md)
         seams.repair_around(claim.conversation_id, claim.index, svc)
     if ended is not None and not ended.barrier_due:
-        # The conversation was not finished when this chunk turned terminal (read under its
-        # lock): the finish that comes later runs the barrier and sees this chunk terminal.
+        # The conversation was not finished, or a chunk of it not terminal, when this chunk
+        # turned terminal (read under its lock): the finish or the chunk that ends the
+        # transcription later runs the barrier and sees this chunk terminal (chunk_state.Ended).
         return
     seams.repair_before_barrier(claim.conversation_id, svc)
     # The conversation may have been finished while this chunk was in flight, and the finish

@@ -239,6 +239,41 @@ def test_a_chunk_ended_before_finish_leaves_the_barrier_to_the_finish(client: An
     assert chunk_state.complete(claim_again, [], 1.0) is None  # terminal: nothing changes
 
 
+def test_only_the_chunk_that_ends_the_transcription_finds_the_barrier_due(client: Any) -> None:
+    """After the finish, `complete`/`fail` tell the worker to run the barrier only when every
+    expected chunk is terminal (read under the conversation's lock): not while another chunk is
+    in flight or an announced one has not come."""
+    from mina.dispatch import NullDispatcher
+    from mina.pipeline import chunk_state
+    from mina.pipeline.finish import finish_conversation
+    from mina.settings import get_settings
+
+    settings = get_settings()
+    cid, _ = create(client)
+    claims = [chunk_state.claim(c, settings) for c in _queued_chunks(cid, 3)]
+    assert all(claims)
+    finish_conversation(cid, 4, NullDispatcher())  # a fourth chunk is announced
+    due = []
+    for claim in claims[:2]:
+        ended = chunk_state.complete(claim, [], 30.0)  # type: ignore[arg-type]
+        assert ended is not None
+        due.append(ended.barrier_due)
+    with session_scope() as s:  # the fourth chunk arrives
+        (late,) = (r for r in chunk_rows(cid, ["queued"] * 4) if r.index == 3)
+        s.add(late)
+        s.flush()
+        late_id = late.id
+    ended = chunk_state.fail(claims[2], "unreadable", chunk_state.PERMANENT)  # type: ignore[arg-type]
+    assert ended is not None
+    due.append(ended.barrier_due)  # the fourth is still queued
+    last = chunk_state.claim(late_id, settings)
+    assert last is not None
+    ended = chunk_state.complete(last, [], 30.0)
+    assert ended is not None
+    due.append(ended.barrier_due)
+    assert due == [False, False, False, True]
+
+
 def test_progress_counts_ended_chunks_over_the_expected_ones(client: Any) -> None:
     """`complete`/`fail` set transcription's share of `progress` (0-70) in the UPDATE itself:
     70 x ended // max(chunks, expected), whole percents rounded down."""
