@@ -57,8 +57,13 @@ class Normalizer:
         job = _Job(src, dst)
         with self._cond:
             self._waiting.append(job)
-            while not job.done and (job not in self._waiting or self._running >= self.children):
-                self._cond.wait()
+            try:
+                while not job.done and (job not in self._waiting or self._running >= self.children):
+                    self._cond.wait()
+            except BaseException:  # e.g. the actor's time limit, raised in this thread
+                if job in self._waiting:
+                    self._waiting.remove(job)  # no child should take a chunk nobody waits for
+                raise
             batch: list[_Job] = []
             if not job.done:  # this thread starts the next child: its chunk and those waiting
                 batch = [job, *[j for j in self._waiting if j is not job][: self.most - 1]]
@@ -80,7 +85,9 @@ class Normalizer:
                     j.alone = True
             finally:
                 self._ended(batch)
-        if job.alone:
+        if job.alone or not dst.is_file():
+            # Its child failed, or was stopped before this chunk's output was in place (an
+            # exception raised in the thread that ran it): normalized alone, as ever.
             return audio.normalize(src, dst)
         return audio.duration(dst)
 

@@ -83,3 +83,72 @@ def test_a_missing_source_fails_as_normalize_fails(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError) as shared_error:
         normalizing.Normalizer().normalize(tmp_path / "gone.ogg", tmp_path / "b.wav")
     assert str(shared_error.value) == str(alone_error.value)
+
+
+class Stop(Exception):
+    """What an actor's time limit raises in its thread (Dramatiq raises it asynchronously)."""
+
+
+def test_a_child_stopped_by_its_thread_leaves_the_others_to_normalize_alone(
+    encoded: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The thread running a shared child is stopped before any output is in place: it raises,
+    and the chunk it took for another thread is normalized by that thread alone."""
+    sources = list(encoded.values())[:2]
+    n = normalizing.Normalizer(children=1)
+    n._running = 1
+
+    def stopped(*_: object, **__: object) -> None:
+        raise Stop("time limit")
+
+    monkeypatch.setattr(audio, "normalize_many", stopped)
+    results: dict[int, object] = {}
+
+    def one(k: int) -> None:
+        try:
+            results[k] = n.normalize(sources[k], tmp_path / f"out-{k}.wav")
+        except Stop as exc:
+            results[k] = exc
+
+    threads = [threading.Thread(target=one, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    while len(n._waiting) < 2:
+        time.sleep(0.01)
+    n._ended([])
+    for t in threads:
+        t.join()
+    raised = [k for k in results if isinstance(results[k], Stop)]
+    assert len(raised) == 1
+    other = 1 - raised[0]
+    out = tmp_path / f"out-{other}.wav"
+    assert results[other] == audio.duration(out)
+    assert out.read_bytes() == alone(sources[other], tmp_path)
+    assert n._running == 0 and n._waiting == []
+
+
+def test_a_thread_stopped_while_waiting_takes_its_chunk_out_of_the_queue(
+    encoded: dict[str, Path], tmp_path: Path
+) -> None:
+    import ctypes
+
+    n = normalizing.Normalizer(children=1)
+    n._running = 1
+    got: list[BaseException] = []
+
+    def one() -> None:
+        try:
+            n.normalize(encoded["ogg"], tmp_path / "out.wav")
+        except Stop as exc:
+            got.append(exc)
+
+    thread = threading.Thread(target=one)
+    thread.start()
+    while not n._waiting:
+        time.sleep(0.01)
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(Stop))
+    with n._cond:
+        n._cond.notify_all()  # the exception is raised when the thread runs Python again
+    thread.join(10)
+    assert not thread.is_alive() and len(got) == 1
+    assert n._waiting == []
