@@ -174,9 +174,15 @@ def normalize(src: StrPath, dst: StrPath, *, timeout: float = WORK_TIMEOUT) -> f
         finally:
             part.unlink(missing_ok=True)
         return duration(dst)
-    args = ["-i", str(src), "-map", "0:a:0", "-vn", *_MONO, *_codec_args(".wav", "")]
+    args = ["-i", str(src), *_normalized_output(0)]
     _replace_from_part(dst, args, timeout=timeout, what="normalize audio")
     return duration(dst)
+
+
+def _normalized_output(k: int) -> list[str]:
+    """The options of one normalized output, from the child's input `k` (`normalize` and
+    `normalize_many` both: the same bytes)."""
+    return ["-map", f"{k}:a:0", "-vn", *_MONO, *_codec_args(".wav", "")]
 
 
 def normalize_many(
@@ -191,7 +197,7 @@ def normalize_many(
     # spares the thread switches that cost more than the decode (90 -> 41 ms a chunk for 8).
     args = [a for src, _ in pairs for a in ("-thread_queue_size", "4096", "-i", str(src))]
     for k, part in enumerate(parts):
-        args += ["-map", f"{k}:a:0", "-vn", *_MONO, *_codec_args(".wav", ""), str(part)]
+        args += [*_normalized_output(k), str(part)]
     try:
         _ffmpeg(args, timeout=timeout, what="normalize audio")
         for (_, dst), part in zip(pairs, parts, strict=True):
