@@ -87,7 +87,7 @@ def record(
 def lock(session: Session, conversation_id: str) -> Conversation | None:
     """The conversation's row, locked FOR UPDATE for the rest of the transaction and read
     fresh under the lock, also when the session had loaded it before (None if it does not
-    exist). Stronger than the FOR KEY SHARE `record` takes, so events recorded for it
+    exist). Stronger than the FOR NO KEY UPDATE `record` takes, so events recorded for it
     in this transaction take no lock of their own: no second SELECT of the row."""
     conv = session.get(Conversation, conversation_id, with_for_update=True, populate_existing=True)
     if conv is not None:
