@@ -78,12 +78,7 @@ def chunk_key(conversation_id: str, index: int, sha256: str, mime: str) -> str:
     return f"conversations/{conversation_id}/chunks/{index:06d}-{sha256[:16]}.{EXTENSIONS[mime]}"
 
 
-def spool(stream: BinaryIO, workdir: Path, max_bytes: int) -> tuple[Path, int, str]:
-    """Copy the upload to `workdir`/upload, hashing it and stopping as soon as it is too large."""
-    return spool_to(stream, workdir / "upload", max_bytes)
-
-
-def spool_to(stream: BinaryIO, path: Path, max_bytes: int) -> tuple[Path, int, str]:
+def spool(stream: BinaryIO, path: Path, max_bytes: int) -> tuple[Path, int, str]:
     """Copy the upload to `path`, hashing it and stopping as soon as it is too large."""
     digest = hashlib.sha256()
     size = 0
@@ -101,12 +96,12 @@ def spool_to(stream: BinaryIO, path: Path, max_bytes: int) -> tuple[Path, int, s
 
 def validate(stream: BinaryIO, path: Path, settings: Settings) -> Upload:
     """Spool the upload to `path` and inspect it there."""
-    spooled, size, sha = spool_to(stream, path, settings.max_chunk_bytes)
+    spooled, size, sha = spool(stream, path, settings.max_chunk_bytes)
     return inspect(spooled, size, sha, settings)
 
 
 @contextlib.contextmanager
-def _scratch() -> Iterator[Path]:
+def scratch() -> Iterator[Path]:
     """A temporary file for one upload's bytes, removed afterwards (one file, no directory)."""
     fd, name = tempfile.mkstemp(prefix="mina-upload-")
     os.close(fd)
@@ -222,7 +217,7 @@ def receive(
     settings: Settings,
 ) -> Accepted:
     """`accept_chunk` after its precheck: `existing` is what `precheck` found at the index."""
-    with _scratch() as path:
+    with scratch() as path:
         upload = validate(stream, path, settings)
         return admit(
             conversation_id, index, upload, existing, storage=storage, dispatcher=dispatcher
@@ -248,7 +243,7 @@ def receive_direct(
     stored: str | None = None
     try:
         try:
-            with _scratch() as path, session_scope() as session:
+            with scratch() as path, session_scope() as session:
                 conv, index, stream = open_request(session)
                 conversation_id = conv.id
                 existing = precheck_in(session, conv, index)

@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import re
 import secrets
-import shutil
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 from mina import ingest
 from mina.dispatch import Dispatcher
@@ -97,20 +94,16 @@ def confirm_chunk(
             "nothing was uploaded to this key: PUT the file to the presigned URL first",
             code="not_uploaded",
         ) from None
-    workdir = Path(tempfile.mkdtemp(prefix="mina-confirm-"))
     try:
         if actual != announced:
             raise ValidationError(
                 f"the object has {actual} bytes; {announced} were announced", code="size_mismatch"
             )
-        with storage.open(key) as stream:
-            path, size, sha = ingest.spool(stream, workdir, settings.max_chunk_bytes)
-        upload = ingest.inspect(path, size, sha, settings)
+        with ingest.scratch() as path, storage.open(key) as stream:
+            upload = ingest.validate(stream, path, settings)
     except MinaError:
         storage.delete(key)  # refused: no row references it (checked above), leave nothing
         raise
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
     return ingest.admit(
         conversation_id,
         index,
