@@ -39,6 +39,31 @@ def test_one_bad_source_fails_the_child_and_leaves_no_file(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.ogg"]
 
 
+def queued_then_released(
+    n: normalizing.Normalizer, sources: list[Path], tmp_path: Path, caught: type[BaseException]
+) -> dict[int, object]:
+    """Each source asked for in a thread of its own while `n`'s only child is busy; once all
+    wait, that child ends. Each thread's duration, or the `caught` exception it raised."""
+    n._running = 1  # a child of an earlier chunk is running
+    results: dict[int, object] = {}
+
+    def one(k: int) -> None:
+        try:
+            results[k] = n.normalize(sources[k], tmp_path / f"out-{k}.wav")
+        except caught as exc:
+            results[k] = exc
+
+    threads = [threading.Thread(target=one, args=(k,)) for k in range(len(sources))]
+    for t in threads:
+        t.start()
+    while len(n._waiting) < len(sources):
+        time.sleep(0.01)
+    n._ended([])  # the earlier child ends
+    for t in threads:
+        t.join()
+    return results
+
+
 def test_chunks_waiting_for_a_child_share_the_next_and_keep_their_own_errors(
     encoded: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -51,23 +76,7 @@ def test_chunks_waiting_for_a_child_share_the_next_and_keep_their_own_errors(
         audio.normalize(junk, tmp_path / "junk.wav")
     sources = [*encoded.values(), junk, *encoded.values()][:10]
     n = normalizing.Normalizer(children=1)
-    n._running = 1  # a child of an earlier chunk is running
-    results: dict[int, object] = {}
-
-    def one(k: int) -> None:
-        try:
-            results[k] = n.normalize(sources[k], tmp_path / f"out-{k}.wav")
-        except PermanentError as exc:
-            results[k] = exc
-
-    threads = [threading.Thread(target=one, args=(k,)) for k in range(10)]
-    for t in threads:
-        t.start()
-    while len(n._waiting) < 10:
-        time.sleep(0.01)
-    n._ended([])  # the earlier child ends
-    for t in threads:
-        t.join()
+    results = queued_then_released(n, sources, tmp_path, PermanentError)
     assert (n.batches, n.chunks) == (2, 10)
     for k, src in enumerate(sources):
         if src == junk:
@@ -96,28 +105,12 @@ def test_a_child_stopped_by_its_thread_leaves_the_others_to_normalize_alone(
     and the chunk it took for another thread is normalized by that thread alone."""
     sources = list(encoded.values())[:2]
     n = normalizing.Normalizer(children=1)
-    n._running = 1
 
     def stopped(*_: object, **__: object) -> None:
         raise Stop("time limit")
 
     monkeypatch.setattr(audio, "normalize_many", stopped)
-    results: dict[int, object] = {}
-
-    def one(k: int) -> None:
-        try:
-            results[k] = n.normalize(sources[k], tmp_path / f"out-{k}.wav")
-        except Stop as exc:
-            results[k] = exc
-
-    threads = [threading.Thread(target=one, args=(k,)) for k in range(2)]
-    for t in threads:
-        t.start()
-    while len(n._waiting) < 2:
-        time.sleep(0.01)
-    n._ended([])
-    for t in threads:
-        t.join()
+    results = queued_then_released(n, sources, tmp_path, Stop)
     raised = [k for k in results if isinstance(results[k], Stop)]
     assert len(raised) == 1
     other = 1 - raised[0]
